@@ -1,0 +1,227 @@
+"""What middleware costs: a run with 0, 1, 5 and 10 no-op layers against a hand-written floor.
+
+Two runs are measured, on the scripted model so that only onionskin's own work is timed:
+
+* (a) one model call that answers with text;
+* (b) model call -> tool call -> model call.
+
+Each no-op middleware hooks every call kind: `hooks` overrides all eight `before_*` /
+`after_*` hooks with async no-ops (seed 000's form), `sync-hooks` the same as plain
+methods, `onion` all four `wrap_*` methods with `return await next(call)`. The floor awaits
+the same scripted model and tool directly, in the same process, in the same run.
+
+Per layer = (run with N layers - run with 0) / (N x calls the layer wraps per run): run (a)
+passes 3 calls through each layer (pipeline, agent, model), run (b) 5 (pipeline, agent,
+model, tool, model).
+
+Usage: python benchmarks/overhead.py [--json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from onionskin import Agent, BaseMiddleware, Message, ModelRequest, Orchestrator
+from onionskin.core.messages import ToolCallPart, ToolReturnPart
+from onionskin.testing import ScriptedModel
+
+LAYER_COUNTS = (0, 1, 5, 10)
+CALLS_PER_RUN = {"a": 3, "b": 5}
+
+
+class NoOpHooks(BaseMiddleware):
+    async def before_pipeline(self, context: Any) -> None:
+        return None
+
+    async def after_pipeline(self, context: Any, result: Any) -> None:
+        return None
+
+    async def before_agent(self, context: Any, agent_name: str) -> None:
+        return None
+
+    async def after_agent(self, context: Any, agent_name: str, result: Any) -> None:
+        return None
+
+    async def before_model(self, context: Any, request: Any) -> None:
+        return None
+
+    async def after_model(self, context: Any, request: Any, response: Any) -> None:
+        return None
+
+    async def before_tool(self, context: Any, call: Any) -> None:
+        return None
+
+    async def after_tool(self, context: Any, call: Any, result: Any) -> None:
+        return None
+
+
+class NoOpSyncHooks(BaseMiddleware):
+    def before_pipeline(self, context: Any) -> None:
+        return None
+
+    def after_pipeline(self, context: Any, result: Any) -> None:
+        return None
+
+    def before_agent(self, context: Any, agent_name: str) -> None:
+        return None
+
+    def after_agent(self, context: Any, agent_name: str, result: Any) -> None:
+        return None
+
+    def before_model(self, context: Any, request: Any) -> None:
+        return None
+
+    def after_model(self, context: Any, request: Any, response: Any) -> None:
+        return None
+
+    def before_tool(self, context: Any, call: Any) -> None:
+        return None
+
+    def after_tool(self, context: Any, call: Any, result: Any) -> None:
+        return None
+
+
+class NoOpOnion:
+    async def wrap_pipeline(self, call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await next(call)
+
+    async def wrap_agent(self, call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await next(call)
+
+    async def wrap_model_call(self, call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await next(call)
+
+    async def wrap_tool_call(self, call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await next(call)
+
+
+FORMS: dict[str, type[object]] = {
+    "hooks": NoOpHooks,
+    "sync-hooks": NoOpSyncHooks,
+    "onion": NoOpOnion,
+}
+
+LOOKUP_CALL = ToolCallPart(tool_name="lookup", args={"order_id": "A1"}, call_id="call_1")
+
+
+async def lookup(order_id: str) -> str:
+    """Find an order."""
+    return "shipped"
+
+
+def script_a(request: ModelRequest) -> str:
+    return "done"
+
+
+def script_b(request: ModelRequest) -> str | ToolCallPart:
+    return "done" if request.messages[-1].role == "tool" else LOOKUP_CALL
+
+
+def build(run: str, form: str, layers: int) -> Orchestrator:
+    model = ScriptedModel(script_a if run == "a" else script_b)
+    tools = [lookup] if run == "b" else []
+    agent = Agent("bench", model=model, tools=tools)
+    return Orchestrator(agent, middleware=[FORMS[form]() for _ in range(layers)])
+
+
+def floor(run: str) -> Callable[[], Awaitable[object]]:
+    """Hand-written: build the requests and await the same model and tool directly."""
+    model = ScriptedModel(script_a if run == "a" else script_b)
+
+    async def run_a() -> object:
+        messages = [Message.user("where is A1?")]
+        return await model.request(ModelRequest(model=model, messages=messages))
+
+    async def run_b() -> object:
+        messages = [Message.user("where is A1?")]
+        first = await model.request(ModelRequest(model=model, messages=list(messages)))
+        messages.append(first.message)
+        value = await lookup(**first.message.tool_calls[0].args)
+        messages.append(Message("tool", [ToolReturnPart(tool_name="lookup", content=value)]))
+        return await model.request(ModelRequest(model=model, messages=messages))
+
+    return run_a if run == "a" else run_b
+
+
+async def time_per_call(
+    fn: Callable[[], Awaitable[object]], iterations: int, repeats: int
+) -> float:
+    """Median over `repeats` of the mean µs per call over `iterations` calls."""
+    for _ in range(iterations // 10):
+        await fn()
+    samples = []
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for _ in range(iterations):
+                await fn()
+            samples.append((time.perf_counter() - started) / iterations * 1e6)
+    finally:
+        gc.enable()
+    return statistics.median(samples)
+
+
+async def measure(iterations: int, repeats: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"floor_us": {}, "runs": []}
+    for run in ("a", "b"):
+        floor_us = await time_per_call(floor(run), iterations, repeats)
+        results["floor_us"][run] = round(floor_us, 2)
+        for form in FORMS:
+            base = 0.0
+            for layers in LAYER_COUNTS:
+                orchestrator = build(run, form, layers)
+
+                async def once(orchestrator: Orchestrator = orchestrator) -> object:
+                    return await orchestrator.execute("where is A1?")
+
+                us = await time_per_call(once, iterations, repeats)
+                if layers == 0:
+                    base = us
+                per_layer = (us - base) / (layers * CALLS_PER_RUN[run]) if layers else 0.0
+                results["runs"].append(
+                    {
+                        "run": run,
+                        "form": form,
+                        "layers": layers,
+                        "us_per_run": round(us, 2),
+                        "us_per_layer_per_call": round(per_layer, 3),
+                        "ratio_to_floor": round(us / floor_us, 1),
+                    }
+                )
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    floors = results["floor_us"]
+    print(f"floor: run (a) {floors['a']} µs, run (b) {floors['b']} µs (direct awaits)")
+    print(f"{'run':<4}{'form':<12}{'layers':>7}{'µs/run':>10}{'µs/layer/call':>15}{'x floor':>9}")
+    for row in results["runs"]:
+        print(
+            f"{row['run']:<4}{row['form']:<12}{row['layers']:>7}{row['us_per_run']:>10.2f}"
+            f"{row['us_per_layer_per_call']:>15.3f}{row['ratio_to_floor']:>9.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    options = parser.parse_args()
+    iterations, repeats = (200, 3) if options.quick else (3000, 7)
+    results = asyncio.run(measure(iterations, repeats))
+    if options.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_table(results)
+
+
+if __name__ == "__main__":
+    main()

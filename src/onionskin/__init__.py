@@ -1,0 +1,128 @@
+"""onionskin: run LLM agents through composable middleware."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from onionskin.core.calls import (
+    AgentCall,
+    AgentResult,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    PipelineCall,
+    PipelineResult,
+    ToolCall,
+    ToolDefinition,
+    ToolResult,
+)
+from onionskin.core.context import (
+    MiddlewareContext,
+    RunContext,
+    current_context,
+    current_request_metadata,
+    request_metadata_scope,
+)
+from onionskin.core.errors import (
+    AgentError,
+    AuthenticationError,
+    BudgetExceededError,
+    CircuitOpenError,
+    ConfigError,
+    EmptyModelResponseError,
+    GuardError,
+    GuardTimeoutError,
+    InvalidInputError,
+    MaxStepsExceededError,
+    ModelError,
+    ModelHTTPError,
+    OnionskinError,
+    PromptVariableError,
+    RateLimitExceededError,
+    StopProcessing,
+    StoreError,
+    TenantError,
+    ToolError,
+)
+from onionskin.core.events import (
+    CallFailed,
+    CallFinished,
+    CallStarted,
+    Event,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunStarted,
+    TextDelta,
+)
+from onionskin.core.messages import DataPart, Message, TextPart, ToolCallPart, ToolReturnPart
+from onionskin.core.middleware import BaseMiddleware
+from onionskin.core.tenant import TenantContext
+from onionskin.core.usage import Usage
+from onionskin.runtime.agent import Agent
+from onionskin.runtime.orchestrator import Orchestrator, RunResult
+from onionskin.runtime.pipeline import Pipeline
+from onionskin.runtime.tool import Tool
+
+try:
+    __version__ = version("onionskin")
+except PackageNotFoundError:  # pragma: no cover - only when run from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Agent",
+    "AgentCall",
+    "AgentError",
+    "AgentResult",
+    "AuthenticationError",
+    "BaseMiddleware",
+    "BudgetExceededError",
+    "CallFailed",
+    "CallFinished",
+    "CallStarted",
+    "CircuitOpenError",
+    "ConfigError",
+    "DataPart",
+    "EmptyModelResponseError",
+    "Event",
+    "GuardError",
+    "GuardTimeoutError",
+    "InvalidInputError",
+    "MaxStepsExceededError",
+    "Message",
+    "MiddlewareContext",
+    "Model",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelRequest",
+    "ModelResponse",
+    "OnionskinError",
+    "Orchestrator",
+    "Pipeline",
+    "PipelineCall",
+    "PipelineResult",
+    "PromptVariableError",
+    "RateLimitExceededError",
+    "RunCompleted",
+    "RunContext",
+    "RunEvent",
+    "RunFailed",
+    "RunResult",
+    "RunStarted",
+    "StopProcessing",
+    "StoreError",
+    "TenantContext",
+    "TenantError",
+    "TextDelta",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallPart",
+    "ToolDefinition",
+    "ToolError",
+    "ToolResult",
+    "ToolReturnPart",
+    "Usage",
+    "__version__",
+    "current_context",
+    "current_request_metadata",
+    "request_metadata_scope",
+]

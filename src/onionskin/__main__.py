@@ -1,0 +1,3 @@
+from onionskin.cli import main
+
+main()

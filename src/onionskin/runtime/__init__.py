@@ -1,0 +1,1 @@
+"""The agent runtime: tools, agents, pipelines, the orchestrator and model adapters."""
