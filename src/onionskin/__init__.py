@@ -1,6 +1,7 @@
 """onionskin: run LLM agents through composable middleware."""
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from onionskin.core.calls import (
     AgentCall,
@@ -63,8 +64,8 @@ from onionskin.runtime.pipeline import Pipeline
 from onionskin.runtime.tool import Tool
 
 try:
-    __version__ = version("onionskin")
-except PackageNotFoundError:  # pragma: no cover - only when run from a source tree
+    __version__ = _version("onionskin")
+except _PackageNotFoundError:  # pragma: no cover - only when run from a source tree
     __version__ = "0.0.0"
 
 __all__ = [

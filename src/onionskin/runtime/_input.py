@@ -52,10 +52,10 @@ def input_message(input_data: object) -> tuple[Message, dict[str, Any]]:
             if role != "user":
                 raise InvalidInputError(f"a run's content must have role 'user', got {role!r}")
             return Message("user", parts_from_dicts(data["parts"])), {}
-        message = data.pop("message", None)
-        if message is None:
+        if "message" not in data:
             text = pydantic_core.to_json(input_data, fallback=str).decode()
             return Message.user(text), data
+        message = data.pop("message")
         if not isinstance(message, str):
             raise InvalidInputError(f"input 'message' must be text, got {type(message).__name__}")
         return Message.user(message), data

@@ -12,7 +12,7 @@ from onionskin.core.errors import ConfigError, PromptVariableError
 class PromptTemplate:
     """Instructions parsed once; `render(state)` fills `{var}` from the run's state."""
 
-    __slots__ = ("_keys", "_text", "agent")
+    __slots__ = ("_keys", "_static", "_text", "agent")
 
     def __init__(self, text: str, *, agent: str) -> None:
         self._text = text
@@ -31,6 +31,8 @@ class PromptTemplate:
                     "(letters, digits, _ and -)"
                 )
         self._keys = tuple(dict.fromkeys(fields))
+        # Without placeholders the text is fixed: unescape its {{ }} once, here.
+        self._static = None if self._keys else text.format_map({})
 
     @property
     def text(self) -> str:
@@ -44,8 +46,8 @@ class PromptTemplate:
 
     def render(self, state: Mapping[str, Any]) -> str:
         """The instructions with every placeholder filled from `state`."""
-        if not self._keys:
-            return self._text
+        if self._static is not None:
+            return self._static
         for key in self._keys:
             if key not in state:
                 raise PromptVariableError(key, self.agent)

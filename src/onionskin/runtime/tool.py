@@ -58,7 +58,7 @@ class Tool:
         if not callable(function):
             raise ConfigError(f"a tool needs a function, got {function!r}")
         self.function = function
-        tool_name: str = name or str(getattr(function, "__name__", ""))
+        tool_name = name if name is not None else str(getattr(function, "__name__", ""))
         if not _NAME.fullmatch(tool_name):
             raise ConfigError(
                 f"tool name {tool_name!r} must start with a letter or _ and hold only letters, "
@@ -66,7 +66,10 @@ class Tool:
             )
         self._name = tool_name
         self._signature = inspect.signature(function)
-        self._context_param, self._arguments = self._build_arguments(function)
+        self._context_param: str | None = None
+        self._positional: list[tuple[str, str]] = []  # (field, parameter), in order
+        self._keyword: list[tuple[str, str]] = []
+        self._arguments = self._build_arguments(function)
         self._is_async = inspect.iscoroutinefunction(function)
         self.definition = ToolDefinition(
             name=tool_name,
@@ -79,18 +82,15 @@ class Tool:
         """The tool's name, as the model calls it."""
         return self._name
 
-    def _build_arguments(
-        self, function: Callable[..., Any]
-    ) -> tuple[str | None, type[pydantic.BaseModel]]:
+    def _build_arguments(self, function: Callable[..., Any]) -> type[pydantic.BaseModel]:
         try:
             hints = typing.get_type_hints(function, include_extras=True)
         except (NameError, TypeError) as error:
             raise ConfigError(
                 f"tool {self._name!r}: cannot read its type hints: {error}"
             ) from error
-        context_param: str | None = None
-        fields: dict[str, Any] = {}  # Any: pydantic's (type, default) field tuples
-        for param in self._signature.parameters.values():
+        fields: dict[str, Any] = {}  # Any: pydantic's (type, FieldInfo) field tuples
+        for index, param in enumerate(self._signature.parameters.values()):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise ConfigError(
                     f"tool {self._name!r}: *{param.name} cannot be described to a model; "
@@ -98,16 +98,20 @@ class Tool:
                 )
             hint = hints.get(param.name, Any)
             if hint is RunContext:
-                context_param = param.name
+                self._context_param = param.name
                 continue
+            # Fields get neutral names and the parameter's name as alias: a parameter may be
+            # called `_token` (pydantic would make it private) or `schema` (a BaseModel name).
+            field = f"p{index}"
             default = ... if param.default is param.empty else param.default
-            fields[param.name] = (hint, default)
-        model = pydantic.create_model(
+            fields[field] = (hint, pydantic.Field(default, alias=param.name))
+            target = self._positional if param.kind is param.POSITIONAL_ONLY else self._keyword
+            target.append((field, param.name))
+        return pydantic.create_model(
             f"{self._name}_arguments",
             __config__=pydantic.ConfigDict(extra="forbid"),
             **fields,
         )
-        return context_param, model
 
     def _bind(self, call: ToolCall) -> Mapping[str, Any]:
         if not call.args:
@@ -127,15 +131,17 @@ class Tool:
         except pydantic.ValidationError as error:
             message = _format_errors(self._name, error)
             return ToolResult(tool_name=self._name, error=message, call_id=call.call_id)
-        kwargs = dict(validated.__dict__)
+        values = validated.__dict__
+        args = [values[field] for field, _ in self._positional]
+        kwargs = {name: values[field] for field, name in self._keyword}
         if self._context_param is not None:
             kwargs[self._context_param] = current_context()
         started = time.perf_counter()
         if self._is_async:
-            value = await self.function(**kwargs)
+            value = await self.function(*args, **kwargs)
         else:
             # to_thread copies the contextvars, so current_context() works in the thread.
-            value = await asyncio.to_thread(partial(self.function, **kwargs))
+            value = await asyncio.to_thread(partial(self.function, *args, **kwargs))
         elapsed = (time.perf_counter() - started) * 1000.0
         return ToolResult(
             tool_name=self._name, value=value, execution_time_ms=elapsed, call_id=call.call_id

@@ -7,11 +7,11 @@ A list is shared by every run of the model: for concurrent runs use a function.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import TypeAlias
 
+from onionskin.core._layers import is_async_callable
 from onionskin.core.calls import ModelRequest, ModelResponse
 from onionskin.core.errors import ConfigError, ModelError
 from onionskin.core.ids import new_id
@@ -20,7 +20,11 @@ from onionskin.core.usage import Usage
 from onionskin.runtime.models._estimate import estimate_tokens
 
 ScriptItem: TypeAlias = str | ToolCallPart | Sequence[ToolCallPart] | Message | ModelResponse
-Script: TypeAlias = Sequence[ScriptItem] | Callable[[ModelRequest], ScriptItem]
+Script: TypeAlias = (
+    Sequence[ScriptItem]
+    | Callable[[ModelRequest], ScriptItem]
+    | Callable[[ModelRequest], Awaitable[ScriptItem]]
+)
 
 _MILLION = Decimal(1_000_000)
 _ZERO = Decimal(0)
@@ -28,13 +32,13 @@ _ZERO = Decimal(0)
 
 def tool_call(tool_name: str, /, **args: object) -> ToolCallPart:
     """A scripted answer that calls `tool_name` with `args`."""
-    return ToolCallPart(tool_name=tool_name, args=args, call_id=f"call_{new_id()[-12:]}")
+    return ToolCallPart(tool_name=tool_name, args=args, call_id=f"call_{new_id()}")
 
 
 def _price(field: str, value: Decimal | int | str) -> Decimal:
     try:
         price = Decimal(value)
-    except ArithmeticError as error:
+    except (ArithmeticError, TypeError, ValueError) as error:
         raise ConfigError(f"ScriptedModel.{field} must be a number, got {value!r}") from error
     if not price.is_finite() or price < 0:
         raise ConfigError(f"ScriptedModel.{field} must be a finite price >= 0, got {value!r}")
@@ -71,7 +75,7 @@ class ScriptedModel:
         if isinstance(script, str) or not (callable(script) or isinstance(script, Sequence)):
             raise ConfigError("ScriptedModel needs a list of answers or a function of the request")
         self._script = script
-        self._async_script = inspect.iscoroutinefunction(script)
+        self._async_script = callable(script) and is_async_callable(script)
         self._position = 0
         self._name = name
         self.input_price_per_mtok = _price("input_price_per_mtok", input_price_per_mtok)
@@ -86,9 +90,10 @@ class ScriptedModel:
     async def _next_item(self, request: ModelRequest) -> ScriptItem:
         script = self._script
         if callable(script):
+            item = script(request)
             if self._async_script:
-                return await script(request)  # type: ignore[no-any-return,misc]  # checked
-            return script(request)
+                return await item  # type: ignore[no-any-return,misc]  # async: checked at init
+            return item  # type: ignore[return-value]  # sync: checked at init
         if self._position >= len(script):
             raise ModelError(
                 f"scripted model {self._name!r} has no answer left: its script held "

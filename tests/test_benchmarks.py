@@ -1,0 +1,25 @@
+"""The overhead benchmark still runs and reports every configuration (figures not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
+
+
+def test_overhead_benchmark_reports_every_configuration_as_json() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(completed.stdout)
+    assert set(report["floor_us"]) == {"a", "b"}
+    configs = {(row["run"], row["form"], row["layers"]) for row in report["runs"]}
+    assert len(configs) == 2 * 3 * 4
+    assert all(row["us_per_run"] > 0 for row in report["runs"])

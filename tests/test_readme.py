@@ -1,0 +1,29 @@
+"""The README's example is executed, so it cannot drift from the code."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_middleware_example_runs_and_prints_what_it_promises() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks, "the README lost its example"
+    completed = subprocess.run(
+        [sys.executable, "-c", blocks[0]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("org_abc123 ")
+    assert lines[0].endswith(" tokens")
+    assert lines[1].startswith("lookup ")
+    assert lines[1].endswith(" ms")
+    assert lines[-1].startswith("It shipped! ")
