@@ -58,11 +58,39 @@ def _hook_list(hooks: Sequence[Hook | None]) -> tuple[tuple[int, Hook, bool], ..
     return tuple((index, hook, is_async_callable(hook)) for index, hook in enumerate(hooks) if hook)
 
 
+def single_call_hooks(pair: HookPair, nxt: Handler) -> Handler:
+    """One middleware's model- or tool-kind hooks: the common case, without loops."""
+    before, after = pair.before, pair.after
+    before_async = before is not None and is_async_callable(before)
+    after_async = after is not None and is_async_callable(after)
+
+    async def layer(call: Any) -> Any:
+        ctx = current_context_or_none()
+        if before is not None:
+            replaced = before(ctx, call)
+            if before_async:
+                replaced = await replaced
+            if replaced is not None:
+                call = replaced
+        result = await nxt(call)
+        if after is not None:
+            replaced = after(ctx, call, result)
+            if after_async:
+                replaced = await replaced
+            if replaced is not None:
+                result = replaced
+        return result
+
+    return layer
+
+
 def fused_call_hooks(pairs: Sequence[HookPair], nxt: Handler) -> Handler:
     """One layer for consecutive model- or tool-kind hooks (`before(ctx, call)` may replace).
 
     Each after hook receives the call exactly as its own middleware passed it inward.
     """
+    if len(pairs) == 1:
+        return single_call_hooks(pairs[0], nxt)
     befores = _hook_list([pair.before for pair in pairs])
     afters = _hook_list([pair.after for pair in reversed(pairs)])
     count = len(pairs)

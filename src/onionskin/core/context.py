@@ -9,7 +9,7 @@ also inside a sync tool running in a worker thread (the thread gets a copy of th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -92,8 +92,8 @@ class RunContext:
         """What the caller passed to `run()`: Any by design."""
         self.emit = emit
         self.current_agent: str | None = None
-        self.current_stats = AgentStats()
-        """The running totals of the agent whose turn it is."""
+        self.current_stats: AgentStats | None = None
+        """The running totals of the agent whose turn it is (None before the first)."""
         self.last_duration_ms = 0.0
         """How long the last agent's turn took (seed 000's after_agent reads it)."""
         self.last_cost = _ZERO
@@ -122,7 +122,11 @@ class RunContext:
     @property
     def total_cost(self) -> Decimal:
         """What the run has cost so far, in USD, all agents together."""
-        return sum((stats.cost for stats in self.agent_stats.values()), _ZERO)
+        total = _ZERO
+        for stats in self.agent_stats.values():
+            if stats.cost:
+                total += stats.cost
+        return total
 
     @property
     def total_duration_ms(self) -> float:
@@ -158,9 +162,9 @@ def current_context() -> RunContext:
     return ctx
 
 
-def current_context_or_none() -> RunContext | None:
-    """Return the context of the run in progress, or None outside a run."""
-    return _CURRENT_RUN.get()
+# The contextvar's own `get`, bound once: the hot path skips a Python-level call.
+current_context_or_none: Callable[[], RunContext | None] = _CURRENT_RUN.get
+"""Return the context of the run in progress, or None outside a run."""
 
 
 def bind_context(ctx: RunContext | None) -> Token[RunContext | None]:

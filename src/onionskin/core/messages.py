@@ -63,13 +63,14 @@ class Message:
     @property
     def text(self) -> str:
         """The text parts joined with newlines ('' when there are none)."""
-        texts = [part.text for part in self.parts if isinstance(part, TextPart)]
-        return "\n".join(texts)
+        # `type(...) is` rather than isinstance: this runs on every model reply.
+        texts = [part.text for part in self.parts if type(part) is TextPart]
+        return texts[0] if len(texts) == 1 else "\n".join(texts)
 
     @property
     def tool_calls(self) -> list[ToolCallPart]:
         """The tool calls this message asks for."""
-        return [part for part in self.parts if isinstance(part, ToolCallPart)]
+        return [part for part in self.parts if type(part) is ToolCallPart]
 
     @classmethod
     def user(cls, text: str) -> Message:

@@ -51,7 +51,7 @@ async def _call_model(request: ModelRequest) -> ModelResponse:
         response = await model.request(request)
     else:
         response = await _stream(ctx, emit, request)
-    stats = ctx.current_stats
+    stats = ctx.current_stats or ctx.enter_agent(ctx.current_agent or "")
     stats.usage.add(response.usage)
     cost = model.cost(response.usage)
     if cost:

@@ -31,7 +31,7 @@ def tool_result_text(result: ToolResult) -> str:
 async def _run_tools(ctx: RunContext, agent: Agent, requests: list[ToolCallPart]) -> Message:
     chain = ctx.chains.tool
     parts: list[Part] = []
-    stats = ctx.current_stats
+    stats = ctx.current_stats or ctx.enter_agent(agent.name)
     tools = agent.tools
     for requested in requests:
         name = requested.tool_name
@@ -62,7 +62,7 @@ async def run_agent_turn(agent: Agent, call: AgentCall) -> AgentResult:
     """Run `agent` on `call.content` inside the current run."""
     ctx = current_context()
     started = time.perf_counter()
-    stats = ctx.current_stats
+    stats = ctx.current_stats or ctx.enter_agent(agent.name)
     cost_before = stats.cost
     messages: list[Message] = []
     instructions = agent.prompt.render(ctx.state)

@@ -188,6 +188,7 @@ class Orchestrator:
 
     def _finish(self, ctx: RunContext, output: Any, stopped: bool) -> RunResult:
         duration = ctx.total_duration_ms
+        usage, cost = ctx.usage, ctx.total_cost
         if ctx.emit is not None:
             ctx.emit(
                 RunCompleted(
@@ -195,9 +196,9 @@ class Orchestrator:
                     tenant_id=ctx.tenant_id,
                     output=output,
                     stopped=stopped,
-                    input_tokens=ctx.usage.input_tokens,
-                    output_tokens=ctx.usage.output_tokens,
-                    cost_usd=ctx.total_cost,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=cost,
                     duration_ms=duration,
                 )
             )
@@ -207,8 +208,8 @@ class Orchestrator:
             tenant_id=ctx.tenant_id,
             output=output,
             stopped=stopped,
-            usage=ctx.usage,
-            cost_usd=ctx.total_cost,
+            usage=usage,
+            cost_usd=cost,
             duration_ms=duration,
             state=ctx.state,
             agents=ctx.agent_stats,

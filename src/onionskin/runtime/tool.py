@@ -122,7 +122,7 @@ class Tool:
     async def invoke(self, call: ToolCall) -> ToolResult:
         """Validate `call`'s arguments and run the tool; bad arguments give an error result."""
         try:
-            raw = self._bind(call)
+            raw = self._bind(call) if call.args else call.kwargs
             validated = self._arguments.model_validate(raw)
         except TypeError as error:
             return ToolResult(
