@@ -22,7 +22,7 @@ demo: $(VENV)/.base
 	$(BIN)/onionskin demo
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff format --check src tests benchmarks

@@ -55,12 +55,6 @@ class Entry:
     parts: dict[CallKind, KindParts]
     on_error: Hook | None
 
-    @property
-    def name(self) -> str:
-        """The middleware's display name: its function or class name."""
-        target = self.middleware
-        return getattr(target, "__name__", None) or type(target).__name__
-
 
 @dataclass(frozen=True, slots=True)
 class Terminals:
