@@ -8,7 +8,9 @@ Two runs are measured, on the scripted model so that only onionskin's own work i
 Each no-op middleware hooks every call kind: `hooks` overrides all eight `before_*` /
 `after_*` hooks with async no-ops (seed 000's form), `sync-hooks` the same as plain
 methods, `onion` all four `wrap_*` methods with `return await next(call)`. The floor awaits
-the same scripted model and tool directly, in the same process, in the same run.
+the same scripted model and tool directly, in the same process, in the same run; the
+hand-written onion floor wraps the same five calls (run, turn, model, tool, model) in ten
+pass-through closures, the cheapest onion Python allows, for an apples-to-apples ratio.
 
 Per layer = (run with N layers - run with 0) / (N x calls the layer wraps per run): run (a)
 passes 3 calls through each layer (pipeline, agent, model), run (b) 5 (pipeline, agent,
@@ -130,23 +132,52 @@ def build(run: str, form: str, layers: int) -> Orchestrator:
     return Orchestrator(agent, middleware=[FORMS[form]() for _ in range(layers)])
 
 
-def floor(run: str) -> Callable[[], Awaitable[object]]:
-    """Hand-written: build the requests and await the same model and tool directly."""
+def hand_onion(
+    handler: Callable[[Any], Awaitable[Any]], layers: int
+) -> Callable[[Any], Awaitable[Any]]:
+    """Wrap `handler` in `layers` hand-written pass-through onion layers."""
+
+    async def layer(call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await next(call)
+
+    def bind(next: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+        return lambda call: layer(call, next)
+
+    for _ in range(layers):
+        handler = bind(handler)
+    return handler
+
+
+def floor(run: str, layers: int = 0) -> Callable[[], Awaitable[object]]:
+    """Hand-written: await the same model and tool directly, each call (and the run and the
+    turn around them) wrapped in `layers` hand-written onion layers."""
     model = ScriptedModel(script_a if run == "a" else script_b)
+    call_model = hand_onion(model.request, layers)
 
-    async def run_a() -> object:
-        messages = [Message.user("where is A1?")]
-        return await model.request(ModelRequest(model=model, messages=messages))
+    async def run_lookup(kwargs: dict[str, Any]) -> str:
+        return await lookup(**kwargs)
 
-    async def run_b() -> object:
-        messages = [Message.user("where is A1?")]
-        first = await model.request(ModelRequest(model=model, messages=list(messages)))
+    call_tool = hand_onion(run_lookup, layers)
+
+    async def turn_a(text: str) -> object:
+        messages = [Message.user(text)]
+        return await call_model(ModelRequest(model=model, messages=messages))
+
+    async def turn_b(text: str) -> object:
+        messages = [Message.user(text)]
+        first = await call_model(ModelRequest(model=model, messages=list(messages)))
         messages.append(first.message)
-        value = await lookup(**first.message.tool_calls[0].args)
+        value = await call_tool(dict(first.message.tool_calls[0].args))
         messages.append(Message("tool", [ToolReturnPart(tool_name="lookup", content=value)]))
-        return await model.request(ModelRequest(model=model, messages=messages))
+        return await call_model(ModelRequest(model=model, messages=messages))
 
-    return run_a if run == "a" else run_b
+    call_turn = hand_onion(turn_a if run == "a" else turn_b, layers)
+    call_run = hand_onion(call_turn, layers)
+
+    async def whole() -> object:
+        return await call_run("where is A1?")
+
+    return whole
 
 
 async def time_once(fn: Callable[[], Awaitable[object]], iterations: int) -> float:
@@ -169,6 +200,7 @@ def subjects() -> dict[Key, Callable[[], Awaitable[object]]]:
     subjects: dict[Key, Callable[[], Awaitable[object]]] = {}
     for run in ("a", "b"):
         subjects[(run, "floor", 0)] = floor(run)
+        subjects[(run, "floor", 10)] = floor(run, 10)
         for form in FORMS:
             for layers in LAYER_COUNTS:
                 orchestrator = build(run, form, layers)
@@ -198,10 +230,11 @@ async def measure(iterations: int, repeats: int) -> dict[str, Any]:
 
 def report(best: dict[Key, float]) -> dict[str, Any]:
     """Per run and form: µs per run, µs per layer per call, and the ratio to the floor."""
-    results: dict[str, Any] = {"floor_us": {}, "runs": []}
+    results: dict[str, Any] = {"floor_us": {}, "onion_floor_10_us": {}, "runs": []}
     for run in ("a", "b"):
         floor_us = best[(run, "floor", 0)]
         results["floor_us"][run] = round(floor_us, 2)
+        results["onion_floor_10_us"][run] = round(best[(run, "floor", 10)], 2)
         for form in FORMS:
             base = best[(run, form, 0)]
             for layers in LAYER_COUNTS:
@@ -221,8 +254,9 @@ def report(best: dict[Key, float]) -> dict[str, Any]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    floors = results["floor_us"]
+    floors, onion = results["floor_us"], results["onion_floor_10_us"]
     print(f"floor: run (a) {floors['a']} µs, run (b) {floors['b']} µs (direct awaits)")
+    print(f"hand-written onion floor, 10 layers: run (a) {onion['a']} µs, run (b) {onion['b']} µs")
     print(f"{'run':<4}{'form':<12}{'layers':>7}{'µs/run':>10}{'µs/layer/call':>15}{'x floor':>9}")
     for row in results["runs"]:
         print(
