@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytest
 
-from onionskin import Agent, Orchestrator
-from onionskin.runtime.models.scripted import Script, ScriptedModel
+from onionskin import Agent, ModelRequest, Orchestrator
+from onionskin.runtime.models.scripted import Script, ScriptedModel, ScriptItem
 
 AgentFactory = Callable[..., Agent]
 OrchestratorFactory = Callable[..., Orchestrator]
+
+
+def recorder(
+    answers: Sequence[ScriptItem], seen: list[ModelRequest]
+) -> Callable[[ModelRequest], ScriptItem]:
+    """A function script answering `answers` in order and recording every request."""
+    remaining = list(answers)
+
+    def script(request: ModelRequest) -> ScriptItem:
+        seen.append(request)
+        return remaining.pop(0)
+
+    return script
 
 
 @pytest.fixture

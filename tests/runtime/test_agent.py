@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -23,20 +22,7 @@ from onionskin import (
 )
 from onionskin.runtime.models.scripted import ScriptedModel, ScriptItem
 from onionskin.testing import tool_call
-from tests.conftest import AgentFactory, OrchestratorFactory
-
-
-def recorder(
-    answers: Sequence[ScriptItem], seen: list[ModelRequest]
-) -> Callable[[ModelRequest], ScriptItem]:
-    """A function script answering `answers` in order and recording every request."""
-    remaining = list(answers)
-
-    def script(request: ModelRequest) -> ScriptItem:
-        seen.append(request)
-        return remaining.pop(0)
-
-    return script
+from tests.conftest import AgentFactory, OrchestratorFactory, recorder
 
 
 def tool_returns(request: ModelRequest) -> list[ToolReturnPart]:

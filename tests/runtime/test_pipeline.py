@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -23,21 +23,9 @@ from onionskin import (
 )
 from onionskin.runtime.models.scripted import ScriptedModel, ScriptItem
 from onionskin.testing import tool_call
+from tests.conftest import recorder
 
 MILLION = Decimal(1_000_000)
-
-
-def recorder(
-    answers: Sequence[ScriptItem], seen: list[ModelRequest]
-) -> Callable[[ModelRequest], ScriptItem]:
-    """A function script answering `answers` in order and recording every request."""
-    remaining = list(answers)
-
-    def script(request: ModelRequest) -> ScriptItem:
-        seen.append(request)
-        return remaining.pop(0)
-
-    return script
 
 
 def agent(
