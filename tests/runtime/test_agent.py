@@ -290,6 +290,18 @@ def test_model_without_request_method_is_refused() -> None:
         Agent("a", model=model)
 
 
+def test_a_model_missing_stream_or_cost_is_refused_naming_what_is_missing() -> None:
+    class HalfModel:
+        name = "half"
+
+        async def request(self, request: ModelRequest) -> Any:
+            return None
+
+    model: Any = HalfModel()
+    with pytest.raises(ConfigError, match="missing: stream, cost"):
+        Agent("a", model=model)
+
+
 def test_tools_are_wrapped_and_described_in_order(agent_factory: AgentFactory) -> None:
     agent = agent_factory(["x"], tools=[search, Tool(add, name="plus")])
 

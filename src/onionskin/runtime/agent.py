@@ -45,8 +45,12 @@ class Agent:
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         self._name = check_agent_name(name)
-        if not callable(getattr(model, "request", None)):
-            raise ConfigError(f"agent {name!r}: model {model!r} has no request() method")
+        missing = [m for m in ("request", "stream", "cost") if not callable(getattr(model, m, None))]
+        if missing or not isinstance(getattr(model, "name", None), str):
+            raise ConfigError(
+                f"agent {name!r}: {model!r} is not a Model: it needs a name and request(), "
+                f"stream() and cost() methods (missing: {', '.join(missing) or 'name'})"
+            )
         if type(max_steps) is not int or max_steps < 1:  # bool is an int: refuse it too
             raise ConfigError(f"agent {name!r}: max_steps must be an int >= 1, got {max_steps!r}")
         self.model = model

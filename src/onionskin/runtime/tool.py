@@ -114,8 +114,6 @@ class Tool:
         )
 
     def _bind(self, call: ToolCall) -> Mapping[str, Any]:
-        if not call.args:
-            return call.kwargs
         bound = self._signature.bind_partial(*call.args)
         return {**bound.arguments, **call.kwargs}
 
