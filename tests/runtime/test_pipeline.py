@@ -303,3 +303,25 @@ def test_orchestrator_refuses_something_that_is_no_pipeline() -> None:
     not_a_pipeline: Any = [agent("writer", ["a"])]
     with pytest.raises(ConfigError, match="Pipeline or an Agent"):
         Orchestrator(not_a_pipeline)
+
+
+async def test_a_turn_redirected_to_another_agent_is_counted_for_that_agent() -> None:
+    from collections.abc import Awaitable, Callable
+    from dataclasses import replace
+
+    from onionskin import AgentCall
+
+    spare = Agent("spare", model=ScriptedModel(["from spare"]))
+
+    class Redirect:
+        async def wrap_agent(
+            self, call: AgentCall, next: Callable[[AgentCall], Awaitable[AgentResult]]
+        ) -> AgentResult:
+            return await next(replace(call, agent=spare))
+
+    main = Agent("main", model=ScriptedModel(["from main"]))
+    result = await Orchestrator(main, middleware=[Redirect()]).execute("hi")
+
+    assert result.output == "from spare"
+    assert result.agents["spare"].model_calls == 1
+    assert result.agents["main"].model_calls == 0

@@ -62,7 +62,10 @@ async def run_agent_turn(agent: Agent, call: AgentCall) -> AgentResult:
     """Run `agent` on `call.content` inside the current run."""
     ctx = current_context()
     started = time.perf_counter()
-    stats = ctx.current_stats or ctx.enter_agent(agent.name)
+    stats = ctx.current_stats
+    if stats is None or ctx.current_agent != agent.name:
+        # A wrap_agent layer may have redirected the call to another agent: count it there.
+        stats = ctx.enter_agent(agent.name)
     cost_before = stats.cost
     messages: list[Message] = []
     instructions = agent.prompt.render(ctx.state)

@@ -45,7 +45,9 @@ class Agent:
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         self._name = check_agent_name(name)
-        missing = [m for m in ("request", "stream", "cost") if not callable(getattr(model, m, None))]
+        missing = [
+            m for m in ("request", "stream", "cost") if not callable(getattr(model, m, None))
+        ]
         if missing or not isinstance(getattr(model, "name", None), str):
             raise ConfigError(
                 f"agent {name!r}: {model!r} is not a Model: it needs a name and request(), "
