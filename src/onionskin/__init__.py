@@ -15,6 +15,7 @@ from onionskin.core.calls import (
     ToolDefinition,
     ToolResult,
 )
+from onionskin.core.clock import Clock, SystemClock
 from onionskin.core.context import (
     MiddlewareContext,
     RunContext,
@@ -80,6 +81,7 @@ __all__ = [
     "CallFinished",
     "CallStarted",
     "CircuitOpenError",
+    "Clock",
     "ConfigError",
     "DataPart",
     "EmptyModelResponseError",
@@ -110,6 +112,7 @@ __all__ = [
     "RunStarted",
     "StopProcessing",
     "StoreError",
+    "SystemClock",
     "TenantContext",
     "TenantError",
     "TextDelta",

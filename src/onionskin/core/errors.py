@@ -69,7 +69,19 @@ class RateLimitExceededError(GuardError):
 
 
 class CircuitOpenError(GuardError):
-    """A circuit breaker is open and rejects calls."""
+    """A circuit breaker is open and rejects calls until `retry_after` seconds have passed."""
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        self.guard = "circuit_breaker"
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(
+            f"circuit {key!r} is open after repeated failures; calls are refused for "
+            f"{retry_after:.1f} s more, then one probe is let through"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.retry_after))
 
 
 class BudgetExceededError(GuardError):

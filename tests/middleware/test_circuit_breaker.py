@@ -1,0 +1,204 @@
+"""The breaker's state machine, driven by a fake clock: no real waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from typing import Any
+
+import pytest
+
+from onionskin import (
+    CircuitOpenError,
+    ConfigError,
+    InvalidInputError,
+    ModelRequest,
+    TenantContext,
+)
+from onionskin.middleware import CircuitBreakerConfig, CircuitBreakerMiddleware
+from onionskin.testing import FakeClock, tool_call
+from tests.conftest import OrchestratorFactory
+
+
+class Flaky:
+    """A tool that fails while `broken` is set, counting its real calls."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.calls = 0
+
+    async def fetch(self, url: str) -> str:
+        """Fetch a page."""
+        self.calls += 1
+        if self.broken:
+            raise ConnectionError("upstream down")
+        return "page"
+
+
+def calling_fetch(request: ModelRequest) -> Any:
+    if request.messages[-1].role == "tool":
+        return "ok"
+    return tool_call("fetch", url="https://example.test")
+
+
+async def run_once(orchestrator: Any, **options: Any) -> Any:
+    return await orchestrator.execute("go", **options)
+
+
+async def test_opens_after_the_threshold_then_probes_and_closes(
+    orchestrator_factory: OrchestratorFactory,
+) -> None:
+    clock = FakeClock()
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=3, recovery_timeout=30), clock=clock
+    )
+    flaky = Flaky()
+    orchestrator = orchestrator_factory(calling_fetch, middleware=[breaker], tools=[flaky.fetch])
+
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            await run_once(orchestrator)
+    assert breaker.state("tool:fetch") == "open"
+
+    with pytest.raises(CircuitOpenError) as refused:
+        await run_once(orchestrator)
+    assert flaky.calls == 3  # refused without calling the tool
+    assert refused.value.retry_after == pytest.approx(30)
+    assert refused.value.key == "tool:fetch"
+
+    clock.advance(29)
+    with pytest.raises(CircuitOpenError) as refused:
+        await run_once(orchestrator)
+    assert refused.value.retry_after == pytest.approx(1)
+
+    clock.advance(1)
+    assert breaker.state("tool:fetch") == "half_open"
+    flaky.broken = False
+    assert (await run_once(orchestrator)).output == "ok"
+    assert breaker.state("tool:fetch") == "closed"
+    assert flaky.calls == 4
+
+
+async def test_a_failed_probe_opens_the_circuit_again(
+    orchestrator_factory: OrchestratorFactory,
+) -> None:
+    clock = FakeClock()
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=1, recovery_timeout=10), clock=clock
+    )
+    flaky = Flaky()
+    orchestrator = orchestrator_factory(calling_fetch, middleware=[breaker], tools=[flaky.fetch])
+
+    with pytest.raises(ConnectionError):
+        await run_once(orchestrator)
+    clock.advance(10)
+    with pytest.raises(ConnectionError):
+        await run_once(orchestrator)  # the probe fails
+    assert breaker.state("tool:fetch") == "open"
+    with pytest.raises(CircuitOpenError) as refused:
+        await run_once(orchestrator)
+    assert refused.value.retry_after == pytest.approx(10)
+
+
+async def test_half_open_admits_only_the_allowed_number_of_probes() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=1, recovery_timeout=5, half_open_max_calls=1),
+        clock=clock,
+    )
+    release = asyncio.Event()
+
+    async def slow_probe(call: Any) -> str:
+        await release.wait()
+        return "recovered"
+
+    async def failing(call: Any) -> str:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await breaker._guard("tool:x", failing, None)
+    clock.advance(5)
+    probe = asyncio.create_task(breaker._guard("tool:x", slow_probe, None))
+    await asyncio.sleep(0)
+    with pytest.raises(CircuitOpenError):
+        await breaker._guard("tool:x", slow_probe, None)
+    release.set()
+    assert await probe == "recovered"
+    assert breaker.state("tool:x") == "closed"
+
+
+async def test_ignored_and_uncounted_errors_do_not_open_the_circuit() -> None:
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=1, ignore=(InvalidInputError,)), clock=FakeClock()
+    )
+
+    async def refused_input(call: Any) -> str:
+        raise InvalidInputError("bad argument")
+
+    async def cancelled(call: Any) -> str:
+        raise asyncio.CancelledError
+
+    for raiser in (refused_input, cancelled):
+        with pytest.raises((InvalidInputError, asyncio.CancelledError)):
+            await breaker._guard("tool:x", raiser, None)
+    assert breaker.state("tool:x") == "closed"
+
+
+async def test_a_success_resets_the_failure_count() -> None:
+    breaker = CircuitBreakerMiddleware(CircuitBreakerConfig(failure_threshold=2), clock=FakeClock())
+
+    async def failing(call: Any) -> str:
+        raise ConnectionError("down")
+
+    async def working(call: Any) -> str:
+        return "up"
+
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            await breaker._guard("tool:x", failing, None)
+        await breaker._guard("tool:x", working, None)
+    assert breaker.state("tool:x") == "closed"
+
+
+async def test_model_calls_and_tenants_get_their_own_circuits(
+    orchestrator_factory: OrchestratorFactory,
+) -> None:
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=1, per="tenant_target"), clock=FakeClock()
+    )
+    flaky = Flaky()
+    orchestrator = orchestrator_factory(calling_fetch, middleware=[breaker], tools=[flaky.fetch])
+
+    with pytest.raises(ConnectionError):
+        await run_once(orchestrator, context=TenantContext(tenant_id="acme"))
+    assert breaker.state("acme:tool:fetch") == "open"
+    assert breaker.state("globex:tool:fetch") == "closed"
+    assert breaker.state("acme:model:scripted") == "closed"
+    flaky.broken = False
+    result = await run_once(orchestrator, context=TenantContext(tenant_id="globex"))
+    assert result.output == "ok"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"failure_threshold": True}, "failure_threshold"),
+        ({"half_open_max_calls": 0}, "half_open_max_calls"),
+        ({"recovery_timeout": 0}, "recovery_timeout"),
+        ({"recovery_timeout": "30"}, "recovery_timeout"),
+        ({"count": (ValueError, "x")}, "count"),
+        ({"ignore": (int,)}, "ignore"),
+        ({"per": "user"}, "per"),
+    ],
+)
+def test_bad_config_raises_config_error_naming_the_field(
+    options: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError, match=field):
+        CircuitBreakerConfig(**options)
+
+
+def test_circuit_open_error_survives_pickling() -> None:
+    error = pickle.loads(pickle.dumps(CircuitOpenError("tool:fetch", 12.5)))
+    assert (error.key, error.retry_after, error.guard) == ("tool:fetch", 12.5, "circuit_breaker")
