@@ -59,6 +59,7 @@ class RunContext:
         "current_agent",
         "current_stats",
         "emit",
+        "guard_state",
         "input_data",
         "last_cost",
         "last_duration_ms",
@@ -99,6 +100,10 @@ class RunContext:
         self.last_cost = _ZERO
         """What the last agent's turn cost, in USD."""
         self.agent_stats: dict[str, AgentStats] = {}
+        self.guard_state: dict[str, Any] = {}
+        """Per-run state of guards (call counts, reservations), keyed by the guard's name.
+
+        Kept apart from `state`, whose keys fill prompts and belong to the application."""
         self._started = time.perf_counter()
 
     @property

@@ -10,8 +10,11 @@ OnionskinError
 │   ├── CircuitOpenError
 │   ├── BudgetExceededError
 │   ├── GuardTimeoutError
-│   └── InvalidInputError
+│   ├── CallLimitExceededError
+│   ├── HallucinationError      the model or a tool asserted what no source supports
+│   └── InvalidInputError       with `errors`: field paths and messages
 ├── StoreError                  a store could not read or write
+│   └── GuardStoreError         a fail-closed guard's store is down: the call was refused
 ├── ModelError                  the model misbehaved or could not be reached
 │   ├── ModelHTTPError
 │   └── EmptyModelResponseError neither text nor tool calls
@@ -29,7 +32,13 @@ pickling (worker processes, the trace store).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], fields: dict[str, Any]) -> Any:
+    """Unpickle an error whose keyword-only fields `args` alone cannot carry."""
+    return cls(*args, **fields)
 
 
 class OnionskinError(Exception):
@@ -65,7 +74,19 @@ class GuardError(OnionskinError):
 
 
 class RateLimitExceededError(GuardError):
-    """A rate limit was exceeded."""
+    """A rate limit refused the call; it would be admitted after `retry_after` seconds."""
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        self.guard = "rate_limiter"
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(
+            f"rate limit {key!r} exceeded; retry in {retry_after:.2f} s, or raise the limit's "
+            "rate or burst"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.retry_after))
 
 
 class CircuitOpenError(GuardError):
@@ -85,19 +106,137 @@ class CircuitOpenError(GuardError):
 
 
 class BudgetExceededError(GuardError):
-    """A budget would be exceeded by the call."""
+    """A budget would be exceeded by the call (seed 000: `BudgetExceededError(tenant_id)`).
+
+    `scope` is which budget refused (`"call"`, `"run"`, `"session"`, `"tenant"`), `limit`,
+    `spent` and `requested` are USD amounts when known.
+    """
+
+    def __init__(
+        self,
+        tenant_id: str | None = None,
+        *,
+        scope: str = "tenant",
+        key: str | None = None,
+        limit: Decimal | None = None,
+        spent: Decimal | None = None,
+        requested: Decimal | None = None,
+    ) -> None:
+        self.guard = "budget"
+        self.tenant_id = tenant_id
+        self.scope = scope
+        self.key = key
+        self.limit = limit
+        self.spent = spent
+        self.requested = requested
+        who = f" of tenant {tenant_id!r}" if tenant_id else ""
+        detail = ""
+        if limit is not None:
+            detail = f": limit ${limit}"
+            if spent is not None:
+                detail += f", spent ${spent}"
+            if requested is not None:
+                detail += f", this call needs up to ${requested}"
+        super().__init__(
+            f"the {scope} budget{who} would be exceeded{detail}; raise the budget, wait for "
+            "the next period, or route the call to a cheaper model"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.tenant_id,), self._fields()))
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "key": self.key,
+            "limit": self.limit,
+            "spent": self.spent,
+            "requested": self.requested,
+        }
 
 
 class GuardTimeoutError(GuardError):
-    """A call took longer than its timeout."""
+    """A call took longer than its timeout and was cancelled."""
+
+    def __init__(self, target: str, timeout: float) -> None:
+        self.guard = "timeout"
+        self.target = target
+        self.timeout = timeout
+        super().__init__(
+            f"{target} took longer than {timeout:g} s and was cancelled; raise the timeout "
+            "or make the call faster"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.target, self.timeout))
+
+
+class CallLimitExceededError(GuardError):
+    """A run made more model or tool calls than its limit allows."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        self.guard = "call_limit"
+        self.kind = kind
+        self.limit = limit
+        super().__init__(
+            f"the run reached its limit of {limit} {kind} calls; raise the limit or check "
+            "why the agent keeps calling"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, self.limit))
+
+
+class HallucinationError(GuardError):
+    """A tool call or an answer asserted something that none of its sources support.
+
+    `kind` says what was wrong (`"unknown_tool"`, `"invalid_arguments"`,
+    `"unsupported_value"`); `values` lists the unsupported values, if any.
+    """
+
+    def __init__(self, message: str, *, kind: str, values: tuple[str, ...] = ()) -> None:
+        self.guard = "hallucination"
+        self.kind = kind
+        self.values = values
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (str(self),), {"kind": self.kind, "values": self.values}))
 
 
 class InvalidInputError(GuardError):
-    """A call's input or output failed validation."""
+    """A call's input or output failed validation.
+
+    `errors` holds one `(path, message)` pair per problem; the path is dotted
+    (`"address.zip"`, `"items.2.qty"`), empty for the value as a whole.
+    """
+
+    def __init__(self, message: str, *, errors: tuple[tuple[str, str], ...] = ()) -> None:
+        self.errors = errors
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (str(self),), {"errors": self.errors}))
 
 
 class StoreError(OnionskinError):
     """A store could not read or write."""
+
+
+class GuardStoreError(StoreError):
+    """A guard's store could not be reached and the guard fails closed: the call was refused."""
+
+    def __init__(self, guard: str, cause: str) -> None:
+        self.guard = guard
+        self.cause = cause
+        super().__init__(
+            f"{guard}: its store failed ({cause}); the guard fails closed, so the call was "
+            f"refused. Bring the store back, or declare fail_open=True in its config to let "
+            "calls through while the store is down"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.guard, self.cause))
 
 
 class ModelError(OnionskinError):
@@ -105,7 +244,22 @@ class ModelError(OnionskinError):
 
 
 class ModelHTTPError(ModelError):
-    """The model provider answered with an HTTP error."""
+    """The model provider answered with an HTTP error.
+
+    `status_code` is the HTTP status; `retry_after` the seconds the provider asked to wait
+    (its `Retry-After` header), when it said.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = {"status_code": self.status_code, "retry_after": self.retry_after}
+        return (_rebuild, (type(self), (str(self),), fields))
 
 
 class EmptyModelResponseError(ModelError):

@@ -1,0 +1,1 @@
+"""Where guards keep state that outlives a call: in memory (default) or in Redis."""
