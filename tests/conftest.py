@@ -47,3 +47,43 @@ def orchestrator_factory(agent_factory: AgentFactory) -> OrchestratorFactory:
         return Orchestrator(agent_factory(script, **agent_options), middleware=middleware)
 
     return build
+
+
+def _reachable(url: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis URL; skips when Redis is down, but fails under `CI=true`."""
+    import os
+
+    from onionskin.stores._redis import redis_url as configured_url
+
+    url = configured_url()
+    if not _reachable(url):
+        message = f"Redis is not reachable at {url} (set ONIONSKIN_REDIS_URL)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; under CI=true a missing service is a failure")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of its own for each test: tests share the server, never flush it."""
+    from uuid import uuid4
+
+    return f"onionskin-test:{uuid4().hex[:12]}"
+
+
+DOWN_REDIS_URL = "redis://127.0.0.1:1/0"
+"""A Redis URL nothing listens on: for fail-open / fail-closed tests."""
