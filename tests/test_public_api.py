@@ -6,6 +6,10 @@ import onionskin
 SEED_NAMES = {
     "BaseMiddleware",
     "BudgetExceededError",
+    "CircuitBreakerConfig",
+    "GuardConfig",
+    "MiddlewarePipeline",
+    "guard",
     "MiddlewareContext",
     "StopProcessing",
     "TenantContext",

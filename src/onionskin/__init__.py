@@ -27,11 +27,14 @@ from onionskin.core.errors import (
     AgentError,
     AuthenticationError,
     BudgetExceededError,
+    CallLimitExceededError,
     CircuitOpenError,
     ConfigError,
     EmptyModelResponseError,
     GuardError,
+    GuardStoreError,
     GuardTimeoutError,
+    HallucinationError,
     InvalidInputError,
     MaxStepsExceededError,
     ModelError,
@@ -59,6 +62,10 @@ from onionskin.core.messages import DataPart, Message, TextPart, ToolCallPart, T
 from onionskin.core.middleware import BaseMiddleware
 from onionskin.core.tenant import TenantContext
 from onionskin.core.usage import Usage
+from onionskin.middleware.circuit_breaker import CircuitBreakerConfig
+from onionskin.middleware.guard import AsyncGuardedTool, GuardedTool, guard
+from onionskin.middleware.guard_config import GuardConfig
+from onionskin.middleware.guard_pipeline import GuardMiddleware, MiddlewarePipeline
 from onionskin.runtime.agent import Agent
 from onionskin.runtime.orchestrator import Orchestrator, RunResult
 from onionskin.runtime.pipeline import Pipeline
@@ -74,24 +81,33 @@ __all__ = [
     "AgentCall",
     "AgentError",
     "AgentResult",
+    "AsyncGuardedTool",
     "AuthenticationError",
     "BaseMiddleware",
     "BudgetExceededError",
     "CallFailed",
     "CallFinished",
+    "CallLimitExceededError",
     "CallStarted",
+    "CircuitBreakerConfig",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
     "DataPart",
     "EmptyModelResponseError",
     "Event",
+    "GuardConfig",
     "GuardError",
+    "GuardMiddleware",
+    "GuardStoreError",
     "GuardTimeoutError",
+    "GuardedTool",
+    "HallucinationError",
     "InvalidInputError",
     "MaxStepsExceededError",
     "Message",
     "MiddlewareContext",
+    "MiddlewarePipeline",
     "Model",
     "ModelError",
     "ModelHTTPError",
@@ -128,5 +144,6 @@ __all__ = [
     "__version__",
     "current_context",
     "current_request_metadata",
+    "guard",
     "request_metadata_scope",
 ]

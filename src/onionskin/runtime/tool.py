@@ -20,6 +20,7 @@ from typing import Any
 
 import pydantic
 
+from onionskin.core._layers import is_async_callable
 from onionskin.core.calls import ToolCall, ToolDefinition, ToolResult
 from onionskin.core.context import RunContext, current_context
 from onionskin.core.errors import ConfigError
@@ -70,7 +71,8 @@ class Tool:
         self._positional: list[tuple[str, str]] = []  # (field, parameter), in order
         self._keyword: list[tuple[str, str]] = []
         self._arguments = self._build_arguments(function)
-        self._is_async = inspect.iscoroutinefunction(function)
+        # An object with an async __call__ (a guarded function) is awaited, not threaded.
+        self._is_async = is_async_callable(function)
         self.definition = ToolDefinition(
             name=tool_name,
             description=description if description is not None else _description(function),
