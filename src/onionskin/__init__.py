@@ -75,6 +75,16 @@ try:
     __version__ = _version("onionskin")
 except _PackageNotFoundError:  # pragma: no cover - only when run from a source tree
     __version__ = "0.0.0"
+from onionskin.middleware._transient import is_transient
+from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
+from onionskin.middleware.fallback import (
+    FallbackRecord,
+    ModelFallbackConfig,
+    ModelFallbackMiddleware,
+)
+from onionskin.middleware.hooks import HookConfig, HookMiddleware
+from onionskin.middleware.retry import RetryConfig, RetryMiddleware
+from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 
 __all__ = [
     "Agent",
@@ -87,7 +97,9 @@ __all__ = [
     "BudgetExceededError",
     "CallFailed",
     "CallFinished",
+    "CallLimitConfig",
     "CallLimitExceededError",
+    "CallLimitMiddleware",
     "CallStarted",
     "CircuitBreakerConfig",
     "CircuitOpenError",
@@ -96,6 +108,7 @@ __all__ = [
     "DataPart",
     "EmptyModelResponseError",
     "Event",
+    "FallbackRecord",
     "GuardConfig",
     "GuardError",
     "GuardMiddleware",
@@ -103,6 +116,8 @@ __all__ = [
     "GuardTimeoutError",
     "GuardedTool",
     "HallucinationError",
+    "HookConfig",
+    "HookMiddleware",
     "InvalidInputError",
     "MaxStepsExceededError",
     "Message",
@@ -110,6 +125,8 @@ __all__ = [
     "MiddlewarePipeline",
     "Model",
     "ModelError",
+    "ModelFallbackConfig",
+    "ModelFallbackMiddleware",
     "ModelHTTPError",
     "ModelRequest",
     "ModelResponse",
@@ -120,6 +137,8 @@ __all__ = [
     "PipelineResult",
     "PromptVariableError",
     "RateLimitExceededError",
+    "RetryConfig",
+    "RetryMiddleware",
     "RunCompleted",
     "RunContext",
     "RunEvent",
@@ -133,6 +152,8 @@ __all__ = [
     "TenantError",
     "TextDelta",
     "TextPart",
+    "TimeoutConfig",
+    "TimeoutMiddleware",
     "Tool",
     "ToolCall",
     "ToolCallPart",
@@ -145,5 +166,6 @@ __all__ = [
     "current_context",
     "current_request_metadata",
     "guard",
+    "is_transient",
     "request_metadata_scope",
 ]

@@ -1,8 +1,9 @@
-"""Time for guards: an injected `Clock`, so tests drive state machines without waiting."""
+"""Time and chance for guards: an injected `Clock`, so tests drive them without waiting."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import Protocol
 
@@ -22,6 +23,10 @@ class Clock(Protocol):
         """Wait `seconds`."""
         ...
 
+    def random(self) -> float:
+        """A random float in [0, 1) (for jitter): injected so tests can make it repeatable."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -37,6 +42,10 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         """`asyncio.sleep(seconds)`."""
         await asyncio.sleep(seconds)
+
+    def random(self) -> float:
+        """`random.random()`."""
+        return random.random()  # noqa: S311 - jitter, not cryptography
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -1,26 +1,48 @@
 """Built-in middleware, and `BaseMiddleware` to write your own."""
 
 from onionskin.core.middleware import BaseMiddleware
+from onionskin.middleware._transient import is_transient
+from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
+from onionskin.middleware.fallback import (
+    FallbackRecord,
+    ModelFallbackConfig,
+    ModelFallbackMiddleware,
+)
 from onionskin.middleware.guard import AsyncGuardedTool, GuardedTool, guard
 from onionskin.middleware.guard_config import GuardConfig
 from onionskin.middleware.guard_pipeline import GuardMiddleware, MiddlewarePipeline
+from onionskin.middleware.hooks import HookConfig, HookMiddleware
 from onionskin.middleware.logs import LoggingMiddleware
+from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.tenant import TenantMiddleware
+from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.timing import CallTiming, TimingMiddleware
 
 __all__ = [
     "AsyncGuardedTool",
     "BaseMiddleware",
+    "CallLimitConfig",
+    "CallLimitMiddleware",
     "CallTiming",
     "CircuitBreakerConfig",
     "CircuitBreakerMiddleware",
+    "FallbackRecord",
     "GuardConfig",
     "GuardMiddleware",
     "GuardedTool",
+    "HookConfig",
+    "HookMiddleware",
     "LoggingMiddleware",
     "MiddlewarePipeline",
+    "ModelFallbackConfig",
+    "ModelFallbackMiddleware",
+    "RetryConfig",
+    "RetryMiddleware",
     "TenantMiddleware",
+    "TimeoutConfig",
+    "TimeoutMiddleware",
     "TimingMiddleware",
     "guard",
+    "is_transient",
 ]
