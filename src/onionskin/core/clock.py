@@ -45,7 +45,7 @@ class SystemClock:
 
     def random(self) -> float:
         """`random.random()`."""
-        return random.random()  # noqa: S311 - jitter, not cryptography
+        return random.random()  # jitter, not cryptography
 
 
 SYSTEM_CLOCK = SystemClock()
