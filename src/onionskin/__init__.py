@@ -75,6 +75,7 @@ try:
     __version__ = _version("onionskin")
 except _PackageNotFoundError:  # pragma: no cover - only when run from a source tree
     __version__ = "0.0.0"
+from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
 from onionskin.middleware.fallback import (
@@ -82,9 +83,11 @@ from onionskin.middleware.fallback import (
     ModelFallbackConfig,
     ModelFallbackMiddleware,
 )
+from onionskin.middleware.hallucination import HallucinationConfig, HallucinationMiddleware
 from onionskin.middleware.hooks import HookConfig, HookMiddleware
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
+from onionskin.middleware.validation import ValidationConfig, ValidationMiddleware
 
 __all__ = [
     "Agent",
@@ -115,7 +118,10 @@ __all__ = [
     "GuardStoreError",
     "GuardTimeoutError",
     "GuardedTool",
+    "HallucinationConfig",
     "HallucinationError",
+    "HallucinationFinding",
+    "HallucinationMiddleware",
     "HookConfig",
     "HookMiddleware",
     "InvalidInputError",
@@ -162,6 +168,8 @@ __all__ = [
     "ToolResult",
     "ToolReturnPart",
     "Usage",
+    "ValidationConfig",
+    "ValidationMiddleware",
     "__version__",
     "current_context",
     "current_request_metadata",

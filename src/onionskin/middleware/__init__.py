@@ -1,6 +1,7 @@
 """Built-in middleware, and `BaseMiddleware` to write your own."""
 
 from onionskin.core.middleware import BaseMiddleware
+from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
@@ -12,12 +13,14 @@ from onionskin.middleware.fallback import (
 from onionskin.middleware.guard import AsyncGuardedTool, GuardedTool, guard
 from onionskin.middleware.guard_config import GuardConfig
 from onionskin.middleware.guard_pipeline import GuardMiddleware, MiddlewarePipeline
+from onionskin.middleware.hallucination import HallucinationConfig, HallucinationMiddleware
 from onionskin.middleware.hooks import HookConfig, HookMiddleware
 from onionskin.middleware.logs import LoggingMiddleware
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.tenant import TenantMiddleware
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.timing import CallTiming, TimingMiddleware
+from onionskin.middleware.validation import ValidationConfig, ValidationMiddleware
 
 __all__ = [
     "AsyncGuardedTool",
@@ -31,6 +34,9 @@ __all__ = [
     "GuardConfig",
     "GuardMiddleware",
     "GuardedTool",
+    "HallucinationConfig",
+    "HallucinationFinding",
+    "HallucinationMiddleware",
     "HookConfig",
     "HookMiddleware",
     "LoggingMiddleware",
@@ -43,6 +49,8 @@ __all__ = [
     "TimeoutConfig",
     "TimeoutMiddleware",
     "TimingMiddleware",
+    "ValidationConfig",
+    "ValidationMiddleware",
     "guard",
     "is_transient",
 ]
