@@ -85,8 +85,15 @@ from onionskin.middleware.fallback import (
 )
 from onionskin.middleware.hallucination import HallucinationConfig, HallucinationMiddleware
 from onionskin.middleware.hooks import HookConfig, HookMiddleware
+from onionskin.middleware.pii import (
+    PIIMatch,
+    PIIRedactionConfig,
+    PIIRedactionMiddleware,
+    PIIRedactor,
+)
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
+from onionskin.middleware.trace import TraceConfig, TraceMiddleware
 from onionskin.middleware.validation import ValidationConfig, ValidationMiddleware
 
 __all__ = [
@@ -138,6 +145,10 @@ __all__ = [
     "ModelResponse",
     "OnionskinError",
     "Orchestrator",
+    "PIIMatch",
+    "PIIRedactionConfig",
+    "PIIRedactionMiddleware",
+    "PIIRedactor",
     "Pipeline",
     "PipelineCall",
     "PipelineResult",
@@ -167,6 +178,8 @@ __all__ = [
     "ToolError",
     "ToolResult",
     "ToolReturnPart",
+    "TraceConfig",
+    "TraceMiddleware",
     "Usage",
     "ValidationConfig",
     "ValidationMiddleware",

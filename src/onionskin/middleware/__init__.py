@@ -16,10 +16,17 @@ from onionskin.middleware.guard_pipeline import GuardMiddleware, MiddlewarePipel
 from onionskin.middleware.hallucination import HallucinationConfig, HallucinationMiddleware
 from onionskin.middleware.hooks import HookConfig, HookMiddleware
 from onionskin.middleware.logs import LoggingMiddleware
+from onionskin.middleware.pii import (
+    PIIMatch,
+    PIIRedactionConfig,
+    PIIRedactionMiddleware,
+    PIIRedactor,
+)
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.tenant import TenantMiddleware
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.timing import CallTiming, TimingMiddleware
+from onionskin.middleware.trace import TraceConfig, TraceMiddleware
 from onionskin.middleware.validation import ValidationConfig, ValidationMiddleware
 
 __all__ = [
@@ -43,12 +50,18 @@ __all__ = [
     "MiddlewarePipeline",
     "ModelFallbackConfig",
     "ModelFallbackMiddleware",
+    "PIIMatch",
+    "PIIRedactionConfig",
+    "PIIRedactionMiddleware",
+    "PIIRedactor",
     "RetryConfig",
     "RetryMiddleware",
     "TenantMiddleware",
     "TimeoutConfig",
     "TimeoutMiddleware",
     "TimingMiddleware",
+    "TraceConfig",
+    "TraceMiddleware",
     "ValidationConfig",
     "ValidationMiddleware",
     "guard",
