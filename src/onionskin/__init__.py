@@ -91,6 +91,7 @@ from onionskin.middleware.pii import (
     PIIRedactionMiddleware,
     PIIRedactor,
 )
+from onionskin.middleware.rate_limit import RateLimit, RateLimitConfig, RateLimiterMiddleware
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.trace import TraceConfig, TraceMiddleware
@@ -153,7 +154,10 @@ __all__ = [
     "PipelineCall",
     "PipelineResult",
     "PromptVariableError",
+    "RateLimit",
+    "RateLimitConfig",
     "RateLimitExceededError",
+    "RateLimiterMiddleware",
     "RetryConfig",
     "RetryMiddleware",
     "RunCompleted",

@@ -14,8 +14,12 @@ from onionskin import (
     InvalidInputError,
     ModelRequest,
     TenantContext,
+    ToolCall,
+    ToolResult,
 )
-from onionskin.middleware import CircuitBreakerConfig, CircuitBreakerMiddleware
+from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
+from onionskin.stores.circuit import MemoryCircuitStore
+from onionskin.stores.redis_circuit import RedisCircuitStore
 from onionskin.testing import FakeClock, tool_call
 from tests.conftest import OrchestratorFactory
 
@@ -58,7 +62,7 @@ async def test_opens_after_the_threshold_then_probes_and_closes(
     for _ in range(3):
         with pytest.raises(ConnectionError):
             await run_once(orchestrator)
-    assert breaker.state("tool:fetch") == "open"
+    assert await breaker.state("tool:fetch") == "open"
 
     with pytest.raises(CircuitOpenError) as refused:
         await run_once(orchestrator)
@@ -72,10 +76,10 @@ async def test_opens_after_the_threshold_then_probes_and_closes(
     assert refused.value.retry_after == pytest.approx(1)
 
     clock.advance(1)
-    assert breaker.state("tool:fetch") == "half_open"
+    assert await breaker.state("tool:fetch") == "half_open"
     flaky.broken = False
     assert (await run_once(orchestrator)).output == "ok"
-    assert breaker.state("tool:fetch") == "closed"
+    assert await breaker.state("tool:fetch") == "closed"
     assert flaky.calls == 4
 
 
@@ -94,7 +98,7 @@ async def test_a_failed_probe_opens_the_circuit_again(
     clock.advance(10)
     with pytest.raises(ConnectionError):
         await run_once(orchestrator)  # the probe fails
-    assert breaker.state("tool:fetch") == "open"
+    assert await breaker.state("tool:fetch") == "open"
     with pytest.raises(CircuitOpenError) as refused:
         await run_once(orchestrator)
     assert refused.value.retry_after == pytest.approx(10)
@@ -124,7 +128,7 @@ async def test_half_open_admits_only_the_allowed_number_of_probes() -> None:
         await breaker._guard("tool:x", slow_probe, None)
     release.set()
     assert await probe == "recovered"
-    assert breaker.state("tool:x") == "closed"
+    assert await breaker.state("tool:x") == "closed"
 
 
 async def test_ignored_and_uncounted_errors_do_not_open_the_circuit() -> None:
@@ -141,7 +145,7 @@ async def test_ignored_and_uncounted_errors_do_not_open_the_circuit() -> None:
     for raiser in (refused_input, cancelled):
         with pytest.raises((InvalidInputError, asyncio.CancelledError)):
             await breaker._guard("tool:x", raiser, None)
-    assert breaker.state("tool:x") == "closed"
+    assert await breaker.state("tool:x") == "closed"
 
 
 async def test_a_success_resets_the_failure_count() -> None:
@@ -157,7 +161,7 @@ async def test_a_success_resets_the_failure_count() -> None:
         with pytest.raises(ConnectionError):
             await breaker._guard("tool:x", failing, None)
         await breaker._guard("tool:x", working, None)
-    assert breaker.state("tool:x") == "closed"
+    assert await breaker.state("tool:x") == "closed"
 
 
 async def test_model_calls_and_tenants_get_their_own_circuits(
@@ -171,9 +175,9 @@ async def test_model_calls_and_tenants_get_their_own_circuits(
 
     with pytest.raises(ConnectionError):
         await run_once(orchestrator, context=TenantContext(tenant_id="acme"))
-    assert breaker.state("acme:tool:fetch") == "open"
-    assert breaker.state("globex:tool:fetch") == "closed"
-    assert breaker.state("acme:model:scripted") == "closed"
+    assert await breaker.state("acme:tool:fetch") == "open"
+    assert await breaker.state("globex:tool:fetch") == "closed"
+    assert await breaker.state("acme:model:scripted") == "closed"
     flaky.broken = False
     result = await run_once(orchestrator, context=TenantContext(tenant_id="globex"))
     assert result.output == "ok"
@@ -190,6 +194,8 @@ async def test_model_calls_and_tenants_get_their_own_circuits(
         ({"count": (ValueError, "x")}, "count"),
         ({"ignore": (int,)}, "ignore"),
         ({"per": "user"}, "per"),
+        ({"recovery_timeout": float("inf")}, "recovery_timeout"),
+        ({"fail_open": "no"}, "fail_open"),
     ],
 )
 def test_bad_config_raises_config_error_naming_the_field(
@@ -202,3 +208,145 @@ def test_bad_config_raises_config_error_naming_the_field(
 def test_circuit_open_error_survives_pickling() -> None:
     error = pickle.loads(pickle.dumps(CircuitOpenError("tool:fetch", 12.5)))
     assert (error.key, error.retry_after, error.guard) == ("tool:fetch", 12.5, "circuit_breaker")
+
+
+def test_a_config_of_the_wrong_type_is_refused_at_construction() -> None:
+    with pytest.raises(ConfigError, match="CircuitBreakerConfig"):
+        CircuitBreakerMiddleware({"failure_threshold": 2})  # type: ignore[arg-type]
+
+
+async def test_guards_a_plain_function_call_and_reraises_its_error_unchanged() -> None:
+    """The MiddlewarePipeline level: a ToolCall of a plain function, a plain async next."""
+    clock = FakeClock()
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=2, recovery_timeout=10), clock=clock
+    )
+    error = ConnectionError("upstream down")
+    calls: list[str] = []
+
+    async def next_failing(call: ToolCall) -> ToolResult:
+        calls.append(call.tool_name)
+        raise error
+
+    async def next_working(call: ToolCall) -> ToolResult:
+        calls.append(call.tool_name)
+        return ToolResult(tool_name=call.tool_name, value=42)
+
+    call = ToolCall(tool_name="lookup", kwargs={"q": "x"}, session_id="s1")
+    for _ in range(2):
+        with pytest.raises(ConnectionError) as raised:
+            await breaker.wrap_tool_call(call, next_failing)
+        assert raised.value is error
+    with pytest.raises(CircuitOpenError) as refused:
+        await breaker.wrap_tool_call(call, next_working)
+    assert refused.value.key == "tool:lookup"
+    assert refused.value.retry_after == pytest.approx(10)
+    assert calls == ["lookup", "lookup"]
+    clock.advance(10)
+    assert (await breaker.wrap_tool_call(call, next_working)).value == 42
+    assert await breaker.state("tool:lookup") == "closed"
+
+
+async def test_two_breakers_on_one_store_share_the_circuit() -> None:
+    """What two processes on one Redis see, here with one memory store."""
+    clock = FakeClock()
+    store = MemoryCircuitStore(clock)
+    config = CircuitBreakerConfig(failure_threshold=2, recovery_timeout=10)
+    first = CircuitBreakerMiddleware(config, clock=clock, store=store)
+    second = CircuitBreakerMiddleware(config, clock=clock, store=store)
+
+    async def failing(call: Any) -> str:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await first._guard("tool:x", failing, None)
+    with pytest.raises(ConnectionError):
+        await second._guard("tool:x", failing, None)
+    assert await first.state("tool:x") == "open"
+    with pytest.raises(CircuitOpenError):
+        await first._guard("tool:x", failing, None)
+
+
+async def test_breakers_with_their_own_redis_clients_share_one_circuit(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Two processes' breakers, each with its own connection, on one Redis circuit."""
+    stores = [RedisCircuitStore.from_url(redis_url, prefix=redis_prefix) for _ in range(2)]
+    config = CircuitBreakerConfig(failure_threshold=2, recovery_timeout=30)
+    first, second = (CircuitBreakerMiddleware(config, store=store) for store in stores)
+
+    async def failing(call: ToolCall) -> ToolResult:
+        raise ConnectionError("down")
+
+    try:
+        with pytest.raises(ConnectionError):
+            await first.wrap_tool_call(ToolCall(tool_name="lookup"), failing)
+        with pytest.raises(ConnectionError):
+            await second.wrap_tool_call(ToolCall(tool_name="lookup"), failing)
+        with pytest.raises(CircuitOpenError) as refused:
+            await first.wrap_tool_call(ToolCall(tool_name="lookup"), failing)
+        assert 29 < refused.value.retry_after <= 30
+        assert await second.state("tool:lookup") == "open"
+    finally:
+        await stores[0].scripts.client.delete(stores[0].scripts.key("circuit", "tool:lookup"))
+        for store in stores:
+            await store.aclose()
+
+
+async def test_a_probe_slot_held_past_the_recovery_timeout_goes_to_a_new_probe() -> None:
+    """A probe whose process died must not keep the circuit half open for ever."""
+    clock = FakeClock()
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=1, recovery_timeout=5), clock=clock
+    )
+    never = asyncio.Event()
+
+    async def hanging(call: Any) -> str:
+        await never.wait()
+        return "late"
+
+    async def failing(call: Any) -> str:
+        raise ConnectionError("down")
+
+    async def working(call: Any) -> str:
+        return "up"
+
+    with pytest.raises(ConnectionError):
+        await breaker._guard("tool:x", failing, None)
+    clock.advance(5)
+    stuck = asyncio.create_task(breaker._guard("tool:x", hanging, None))
+    await asyncio.sleep(0)
+    clock.advance(4)
+    with pytest.raises(CircuitOpenError) as refused:
+        await breaker._guard("tool:x", working, None)
+    assert refused.value.retry_after == pytest.approx(1)
+    clock.advance(1)
+    assert await breaker._guard("tool:x", working, None) == "up"
+    assert await breaker.state("tool:x") == "closed"
+    stuck.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck
+    assert await breaker.state("tool:x") == "closed"
+
+
+async def test_a_call_admitted_before_the_circuit_opened_does_not_close_it() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=1, recovery_timeout=5), clock=clock
+    )
+    release = asyncio.Event()
+
+    async def slow(call: Any) -> str:
+        await release.wait()
+        return "late success"
+
+    async def failing(call: Any) -> str:
+        raise ConnectionError("down")
+
+    old = asyncio.create_task(breaker._guard("tool:x", slow, None))
+    await asyncio.sleep(0)
+    with pytest.raises(ConnectionError):
+        await breaker._guard("tool:x", failing, None)
+    release.set()
+    assert await old == "late success"
+    assert await breaker.state("tool:x") == "open"

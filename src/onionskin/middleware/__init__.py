@@ -22,6 +22,7 @@ from onionskin.middleware.pii import (
     PIIRedactionMiddleware,
     PIIRedactor,
 )
+from onionskin.middleware.rate_limit import RateLimit, RateLimitConfig, RateLimiterMiddleware
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.tenant import TenantMiddleware
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
@@ -54,6 +55,9 @@ __all__ = [
     "PIIRedactionConfig",
     "PIIRedactionMiddleware",
     "PIIRedactor",
+    "RateLimit",
+    "RateLimitConfig",
+    "RateLimiterMiddleware",
     "RetryConfig",
     "RetryMiddleware",
     "TenantMiddleware",

@@ -4,8 +4,10 @@ CLOSED counts consecutive failures; at `failure_threshold` the circuit turns OPE
 call is refused at once with `CircuitOpenError` carrying `retry_after`. After
 `recovery_timeout` it turns HALF_OPEN and lets `half_open_max_calls` probes through: a
 success closes it, a failure opens it again. One circuit per model and per tool (and per
-tenant with `per="tenant_target"`). State lives in this process; the shared Redis store
-comes with the guards issue's multi-process work.
+tenant with `per="tenant_target"`). State lives in a `CircuitStore`: this process's memory
+by default, Redis (`RedisCircuitStore`) for one circuit shared by many processes. When the
+store fails the breaker fails closed (`GuardStoreError`) unless `fail_open=True`; a failure
+to record an outcome after the call is logged, never raised over the call's own result.
 
 Written here, not taken from a library: no maintained breaker is async with shared state
 (pybreaker is Tornado-only when async, aiobreaker is unmaintained).
@@ -13,6 +15,8 @@ Written here, not taken from a library: no maintained breaker is async with shar
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -20,11 +24,28 @@ from typing import Literal, TypeVar
 from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall, ToolResult
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.context import current_context_or_none
-from onionskin.core.errors import CircuitOpenError, ConfigError
+from onionskin.core.errors import CircuitOpenError, ConfigError, StoreError
+from onionskin.middleware._config import (
+    require_bool,
+    require_choice,
+    require_exceptions,
+    require_int,
+    require_positive,
+)
+from onionskin.middleware._store_policy import StorePolicy
+from onionskin.stores.circuit import (
+    CircuitAdmission,
+    CircuitPolicy,
+    CircuitStore,
+    MemoryCircuitStore,
+    Outcome,
+    State,
+)
 
-State = Literal["closed", "open", "half_open"]
 T = TypeVar("T")
 R = TypeVar("R")
+logger = logging.getLogger("onionskin.guards")
+_UNGUARDED = CircuitAdmission(allowed=True)  # the store failed open: nothing to record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,68 +64,55 @@ class CircuitBreakerConfig:
     """Exceptions that never count, even when they match `count`."""
     per: Literal["target", "tenant_target"] = "target"
     """One circuit per model/tool name, or one per tenant and name."""
+    fail_open: bool = False
+    """When the store fails: False refuses calls (`GuardStoreError`), True lets them through."""
 
     def __post_init__(self) -> None:
-        for field, value in (
-            ("failure_threshold", self.failure_threshold),
-            ("half_open_max_calls", self.half_open_max_calls),
-        ):
-            if type(value) is not int or value < 1:
-                raise ConfigError(
-                    f"CircuitBreakerConfig.{field} must be an int >= 1, got {value!r}"
-                )
-        # Typed as object: configs also come from YAML and JSON, where the hints are no promise.
-        timeout: object = self.recovery_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ConfigError(
-                f"CircuitBreakerConfig.recovery_timeout must be seconds > 0, got {timeout!r}"
-            )
-        groups: tuple[tuple[str, tuple[object, ...]], ...] = (
-            ("count", self.count),
-            ("ignore", self.ignore),
-        )
-        for field, classes in groups:
-            if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
-                raise ConfigError(
-                    f"CircuitBreakerConfig.{field} must be a tuple of exception classes"
-                )
-        per: object = self.per
-        if per not in ("target", "tenant_target"):
-            raise ConfigError(
-                f"CircuitBreakerConfig.per must be 'target' or 'tenant_target', got {per!r}"
-            )
-
-
-class Circuit:
-    """One circuit's state."""
-
-    __slots__ = ("failures", "opened_at", "probes", "state")
-
-    def __init__(self) -> None:
-        self.state: State = "closed"
-        self.failures = 0
-        self.opened_at = 0.0
-        self.probes = 0
+        owner = "CircuitBreakerConfig"
+        require_int(owner, "failure_threshold", self.failure_threshold)
+        require_positive(owner, "recovery_timeout", self.recovery_timeout)
+        require_int(owner, "half_open_max_calls", self.half_open_max_calls)
+        require_exceptions(owner, "count", self.count)
+        require_exceptions(owner, "ignore", self.ignore)
+        require_choice(owner, "per", self.per, ("target", "tenant_target"))
+        require_bool(owner, "fail_open", self.fail_open)
 
 
 class CircuitBreakerMiddleware:
-    """Refuses calls to a model or tool that keeps failing, until it has had time to recover."""
+    """Refuses calls to a model or tool that keeps failing, until it has had time to recover.
 
-    def __init__(self, config: CircuitBreakerConfig | None = None, *, clock: Clock = SYSTEM_CLOCK):
+    Args:
+        config: When circuits open and for how long; default `CircuitBreakerConfig()`.
+        clock: Where the memory store reads the time.
+        store: Where circuits live; default: this process's memory.
+    """
+
+    def __init__(
+        self,
+        config: CircuitBreakerConfig | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        store: CircuitStore | None = None,
+    ) -> None:
         if config is not None and not isinstance(config, CircuitBreakerConfig):
             raise ConfigError(f"config must be a CircuitBreakerConfig, got {config!r}")
         self.config = config or CircuitBreakerConfig()
         self.clock = clock
-        self._circuits: dict[str, Circuit] = {}
+        self.store: CircuitStore = store if store is not None else MemoryCircuitStore(clock)
+        self._policy = StorePolicy("circuit_breaker", fail_open=self.config.fail_open)
+        self._settings = CircuitPolicy(
+            failure_threshold=self.config.failure_threshold,
+            recovery_timeout=self.config.recovery_timeout,
+            half_open_max_calls=self.config.half_open_max_calls,
+        )
 
-    def state(self, key: str) -> State:
-        """The state of circuit `key` (`"model:gpt-4o"`, `"tool:lookup"`, ...) right now."""
-        circuit = self._circuits.get(key)
-        if circuit is None:
-            return "closed"
-        if circuit.state == "open" and self._remaining(circuit) <= 0:
-            return "half_open"
-        return circuit.state
+    async def state(self, key: str) -> State:
+        """The state of circuit `key` (`"model:gpt-4o"`, `"tool:lookup"`, ...) right now.
+
+        Raises:
+            StoreError: when the store cannot be read.
+        """
+        return await self.store.state(key)
 
     def _key(self, kind: str, name: str) -> str:
         if self.config.per == "target":
@@ -113,46 +121,38 @@ class CircuitBreakerMiddleware:
         tenant = ctx.tenant_id if ctx is not None else None
         return f"{tenant or '-'}:{kind}:{name}"
 
-    def _remaining(self, circuit: Circuit) -> float:
-        return circuit.opened_at + self.config.recovery_timeout - self.clock.monotonic()
-
-    def _admit(self, key: str) -> Circuit:
-        circuit = self._circuits.get(key)
-        if circuit is None:
-            circuit = self._circuits[key] = Circuit()
-        if circuit.state == "open":
-            remaining = self._remaining(circuit)
-            if remaining > 0:
-                raise CircuitOpenError(key, remaining)
-            circuit.state, circuit.probes = "half_open", 0
-        if circuit.state == "half_open":
-            if circuit.probes >= self.config.half_open_max_calls:
-                raise CircuitOpenError(key, self.config.recovery_timeout)
-            circuit.probes += 1
-        return circuit
-
-    def _record(self, circuit: Circuit, error: BaseException | None) -> None:
-        config = self.config
-        probing = circuit.state == "half_open"
-        if probing:
-            circuit.probes -= 1
+    def _outcome(self, error: BaseException | None) -> Outcome:
         if error is None:
-            circuit.state, circuit.failures = "closed", 0
-            return
+            return "success"
+        config = self.config
         if not isinstance(error, config.count) or isinstance(error, config.ignore):
-            return  # not a failure of the callee (a cancellation, a refused input ...)
-        circuit.failures += 1
-        if probing or circuit.failures >= config.failure_threshold:
-            circuit.state, circuit.opened_at = "open", self.clock.monotonic()
+            return "ignored"  # not a failure of the callee (a cancellation, a refused input ...)
+        return "failure"
+
+    async def _record(
+        self, key: str, admission: CircuitAdmission, error: BaseException | None
+    ) -> None:
+        outcome = self._outcome(error)
+        try:
+            await self.store.record(key, self._settings, outcome, probe=admission.probe)
+        except StoreError as store_error:
+            # The call has ended: its result or its own error matters more than the count.
+            logger.warning("circuit_breaker: could not record a %s (%s)", outcome, store_error)
 
     async def _guard(self, key: str, next: Callable[[T], Awaitable[R]], call: T) -> R:
-        circuit = self._admit(key)
+        operation = self.store.admit(key, self._settings)
+        admission = await self._policy.run(operation, when_open=_UNGUARDED)
+        if not admission.allowed:
+            raise CircuitOpenError(key, admission.retry_after)
+        if admission is _UNGUARDED:
+            return await next(call)
         try:
             result = await next(call)
         except BaseException as error:
-            self._record(circuit, error)
+            # Shielded: a second cancellation must not lose a probe's slot half-way.
+            await asyncio.shield(self._record(key, admission, error))
             raise
-        self._record(circuit, None)
+        await self._record(key, admission, None)
         return result
 
     async def wrap_model_call(

@@ -1,0 +1,279 @@
+"""`RateLimiterMiddleware`: token buckets (GCRA) per tenant, user, tool, model or your key.
+
+Every call takes its cost (1, or its tokens) from each bucket its limits name, in one atomic
+step (tenant + user + model limits together, all or nothing): a refused call takes nothing. A
+refused call waits via `clock.sleep` while the wait fits in `max_wait`, else it is refused
+with `RateLimitExceededError` carrying `retry_after`. A limit in `unit="tokens"` weighs
+model calls: it reserves the estimated prompt tokens plus `max_tokens` up front, then
+charges or refunds the difference to `response.usage` afterwards; a call that failed or
+was cancelled gets its whole reservation back (we cannot know what it used).
+
+Buckets are keyed tenant first (`tenant:acme:user:bob:all-calls`; `-` for a run without a
+tenant or user) and live in a `RateLimitStore`: this process's memory by default, Redis
+to share one limit between processes. When the store fails, the limiter fails closed
+(`GuardStoreError`) unless `fail_open=True`. Written here, not taken from a library: see
+`onionskin.stores.rate_limit`. Over 200 lines: the config and its checks belong with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, TypeAlias
+
+from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall, ToolResult
+from onionskin.core.clock import SYSTEM_CLOCK, Clock
+from onionskin.core.context import current_context_or_none
+from onionskin.core.errors import ConfigError, InvalidInputError, RateLimitExceededError, StoreError
+from onionskin.middleware._config import require_bool, require_choice, require_int, require_positive
+from onionskin.middleware._store_policy import StorePolicy
+from onionskin.runtime.models._estimate import estimate_tokens
+from onionskin.stores.rate_limit import (
+    ADMITTED,
+    Admission,
+    Charge,
+    MemoryRateLimitStore,
+    RateLimitStore,
+)
+
+Per: TypeAlias = Literal["global", "tenant", "user", "tool", "model"]
+KeyFunction: TypeAlias = Callable[[str, str], str | None]
+"""`(kind, name) -> key`: kind is `"model"` or `"tool"`; None leaves the call unlimited."""
+Unit: TypeAlias = Literal["calls", "tokens"]
+Kinds: TypeAlias = Literal["all", "model", "tool"]
+
+logger = logging.getLogger("onionskin.guards")
+_PERS: tuple[Per, ...] = ("global", "tenant", "user", "tool", "model")
+_UNGUARDED = Admission(allowed=True)  # the store failed open: nothing to reconcile
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """One limit: how fast, how bursty, per what, counting calls or tokens."""
+
+    rate: float
+    """Calls (or tokens) admitted per second, on average; `100 / 60` is 100 a minute."""
+    burst: float | None = None
+    """How many may go at once after a quiet spell; default `max(rate, 1)` for calls.
+
+    Required for tokens: it must hold a whole call's reservation."""
+    per: Per | KeyFunction = "tenant"
+    """One bucket for all (`"global"`), per tenant, per user, per tool or model name (under
+    the tenant), or per `key(kind, name)` (under the tenant; None: this call is unlimited)."""
+    unit: Unit = "calls"
+    """Count calls, or tokens of model calls (estimate reserved, then adjusted to usage)."""
+    applies_to: Kinds | None = None
+    """Which calls count; default: what `per` and `unit` imply, else model and tool calls."""
+    name: str | None = None
+    """Names the bucket (default `<applies_to>-<unit>`); two limits with one `per` need two."""
+
+    def __post_init__(self) -> None:
+        require_positive("RateLimit", "rate", self.rate)
+        if self.burst is not None:
+            require_positive("RateLimit", "burst", self.burst)
+        if not callable(self.per):
+            require_choice("RateLimit", "per", self.per, _PERS)
+        require_choice("RateLimit", "unit", self.unit, ("calls", "tokens"))
+        if self.unit == "tokens" and self.burst is None:
+            raise ConfigError("RateLimit.burst is required with unit='tokens'")
+        if self.unit == "calls" and self.burst is not None and self.burst < 1:
+            raise ConfigError(f"RateLimit.burst must be >= 1 to admit a call, got {self.burst!r}")
+        if self.unit == "tokens" and self.per == "tool":
+            raise ConfigError("RateLimit.per='tool' cannot count tokens: tool calls spend none")
+        if self.applies_to is not None:
+            require_choice("RateLimit", "applies_to", self.applies_to, ("all", "model", "tool"))
+            implied = self._implied()
+            if implied != "all" and self.applies_to != implied:
+                raise ConfigError(
+                    f"RateLimit.applies_to={self.applies_to!r} contradicts per={self.per!r}, "
+                    f"unit={self.unit!r}, which count {implied} calls only"
+                )
+        name: object = self.name
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError(f"RateLimit.name must be a non-empty string, got {name!r}")
+
+    def _implied(self) -> Kinds:
+        if self.per == "tool" or self.per == "model":
+            return self.per
+        return "model" if self.unit == "tokens" else "all"
+
+    @property
+    def kinds(self) -> Kinds:
+        """Which calls this limit counts."""
+        return self.applies_to or self._implied()
+
+    @property
+    def capacity(self) -> float:
+        """The bucket's size: `burst`, or its default."""
+        return self.burst if self.burst is not None else max(self.rate, 1.0)
+
+    @property
+    def label(self) -> str:
+        """The bucket's name within its scope."""
+        return self.name or f"{self.kinds}-{self.unit}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitConfig:
+    """The limits a `RateLimiterMiddleware` enforces, and how it waits and fails."""
+
+    limits: tuple[RateLimit, ...]
+    """Every limit a call must fit in, checked together (a list is accepted)."""
+    max_wait: float = 0.0
+    """Seconds a refused call may wait for its tokens; 0 refuses at once."""
+    fail_open: bool = False
+    """When the store fails: False refuses calls (`GuardStoreError`), True lets them through."""
+    default_max_tokens: int = 4096
+    """Output tokens reserved for a model call whose settings name no `max_tokens`."""
+
+    def __post_init__(self) -> None:
+        limits: object = self.limits
+        if isinstance(limits, list):
+            limits = tuple(limits)
+            object.__setattr__(self, "limits", limits)  # frozen: normalise a list once
+        if not isinstance(limits, tuple) or not all(isinstance(x, RateLimit) for x in limits):
+            raise ConfigError(
+                f"RateLimitConfig.limits must be a tuple of RateLimit, got {limits!r}"
+            )
+        if not limits:
+            raise ConfigError("RateLimitConfig.limits must hold at least one RateLimit")
+        require_positive("RateLimitConfig", "max_wait", self.max_wait, allow_zero=True)
+        require_bool("RateLimitConfig", "fail_open", self.fail_open)
+        require_int("RateLimitConfig", "default_max_tokens", self.default_max_tokens)
+        buckets = [("key" if callable(x.per) else x.per, x.label) for x in self.limits]
+        for bucket in buckets:
+            if buckets.count(bucket) > 1:
+                raise ConfigError(
+                    f"RateLimitConfig.limits: two limits per {bucket[0]!r} share the bucket "
+                    f"{bucket[1]!r}; give one of them a distinct name="
+                )
+
+
+def _as_config(value: object) -> RateLimitConfig:
+    if isinstance(value, RateLimitConfig):
+        return value
+    if isinstance(value, RateLimit):
+        return RateLimitConfig(limits=(value,))
+    if isinstance(value, list | tuple) and all(isinstance(x, RateLimit) for x in value):
+        return RateLimitConfig(limits=tuple(value))
+    raise ConfigError(f"config must be a RateLimitConfig or RateLimit(s), got {value!r}")
+
+
+def _scope(limit: RateLimit, kind: str, name: str) -> str | None:
+    ctx = current_context_or_none()
+    tenant = f"tenant:{(ctx.tenant_id if ctx else None) or '-'}"
+    per = limit.per
+    if callable(per):
+        custom: object = per(kind, name)
+        if custom is None:
+            return None
+        if not isinstance(custom, str) or not custom:
+            raise ConfigError(f"RateLimit.per key function returned {custom!r}, not a key")
+        return f"{tenant}:key:{custom}"
+    if per == "global":
+        return "global"
+    if per == "user":
+        return f"{tenant}:user:{(ctx.user_id if ctx else None) or '-'}"
+    return tenant if per == "tenant" else f"{tenant}:{per}:{name}"
+
+
+class RateLimiterMiddleware:
+    """Admits model and tool calls at the rates its limits allow, waiting or refusing.
+
+    Args:
+        config: A `RateLimitConfig`, or one or more `RateLimit` with the config's defaults.
+        store: Where buckets live; default: this process's memory.
+        clock: Where the limiter reads the time and waits (and the memory store with it).
+    """
+
+    def __init__(
+        self,
+        config: RateLimitConfig | RateLimit | Sequence[RateLimit],
+        *,
+        store: RateLimitStore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.config = _as_config(config)
+        self.clock = clock
+        self.store: RateLimitStore = store if store is not None else MemoryRateLimitStore(clock)
+        self._policy = StorePolicy("rate_limiter", fail_open=self.config.fail_open)
+
+    def _charges(self, kind: str, name: str, tokens: int) -> list[tuple[RateLimit, Charge]]:
+        charges = []
+        for limit in self.config.limits:
+            if limit.kinds not in ("all", kind):
+                continue
+            scope = _scope(limit, kind, name)
+            if scope is not None:
+                cost = tokens if limit.unit == "tokens" else 1
+                key = f"{scope}:{limit.label}"
+                charges.append(
+                    (limit, Charge(key=key, rate=limit.rate, burst=limit.capacity, cost=cost))
+                )
+        return charges
+
+    async def _admit(self, charges: Sequence[Charge]) -> Admission:
+        if not charges:
+            return ADMITTED
+        started = self.clock.monotonic()
+        while True:
+            operation = self.store.acquire(charges)
+            admission = await self._policy.run(operation, when_open=_UNGUARDED)
+            if admission.allowed:
+                return admission
+            waited = self.clock.monotonic() - started
+            if admission.retry_after > self.config.max_wait - waited:
+                raise RateLimitExceededError(
+                    admission.key_that_refused or "", admission.retry_after
+                )
+            await self.clock.sleep(admission.retry_after)
+
+    async def _reconcile(self, charges: Sequence[Charge], delta: int) -> None:
+        if not charges or delta == 0:
+            return
+        try:
+            await self.store.adjust([replace(charge, cost=delta) for charge in charges])
+        except StoreError as error:
+            # The call has ended: its result or its own error matters more than our books.
+            logger.warning("rate_limiter: could not reconcile %d tokens (%s)", delta, error)
+
+    def _estimate(self, request: ModelRequest) -> int:
+        max_tokens: object = request.settings.get("max_tokens")
+        if max_tokens is None:
+            max_tokens = self.config.default_max_tokens
+        if type(max_tokens) is not int or max_tokens < 1:
+            problem = f"must be an int >= 1, got {max_tokens!r}"
+            raise InvalidInputError(
+                f"request setting max_tokens {problem}", errors=(("settings.max_tokens", problem),)
+            )
+        return estimate_tokens(request.messages) + max_tokens
+
+    async def wrap_model_call(
+        self, request: ModelRequest, next: Callable[[ModelRequest], Awaitable[ModelResponse]]
+    ) -> ModelResponse:
+        """Admit one model call; with token limits, reserve its estimate and reconcile after."""
+        weighed = any(x.unit == "tokens" for x in self.config.limits)
+        estimate = self._estimate(request) if weighed else 0
+        planned = self._charges("model", request.model.name, estimate)
+        admission = await self._admit([charge for _, charge in planned])
+        reserved = [charge for limit, charge in planned if limit.unit == "tokens"]
+        if not reserved or admission is _UNGUARDED:
+            return await next(request)
+        try:
+            response = await next(request)
+        except BaseException:
+            # Shielded: a second cancellation must not lose the refund half-way.
+            await asyncio.shield(self._reconcile(reserved, -estimate))
+            raise
+        await self._reconcile(reserved, response.usage.total_tokens - estimate)
+        return response
+
+    async def wrap_tool_call(
+        self, call: ToolCall, next: Callable[[ToolCall], Awaitable[ToolResult]]
+    ) -> ToolResult:
+        """Admit one tool call."""
+        planned = self._charges("tool", call.tool_name, 0)
+        await self._admit([charge for _, charge in planned])
+        return await next(call)
