@@ -68,7 +68,8 @@ class MiddlewarePipeline:
         if config is not None and not isinstance(config, GuardConfig):
             raise ConfigError(f"config must be a GuardConfig, got {config!r}")
         self.config = config or GuardConfig()
-        self.middleware: tuple[object, ...] = (*self.config.build(), *extra_middleware)
+        builtins, self._stores = self.config.build_with_stores()
+        self.middleware: tuple[object, ...] = (*builtins, *extra_middleware)
         """Every layer, outermost first: the configured built-ins, then the extras."""
         self._stack = MiddlewareStack(_TERMINALS, self.middleware)
 
@@ -96,6 +97,16 @@ class MiddlewarePipeline:
                 tool=target,
             )
         )
+
+    async def aclose(self) -> None:
+        """Close the store connections the built-in guards opened (Redis); idempotent."""
+        await self._stores.aclose()
+
+    async def __aenter__(self) -> MiddlewarePipeline:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def call(self, call: ToolCall) -> ToolResult:
         """Send a prepared `ToolCall` (its `tool` set) through the chain."""
