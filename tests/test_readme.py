@@ -27,3 +27,21 @@ def test_readme_middleware_example_runs_and_prints_what_it_promises() -> None:
     assert lines[1].startswith("lookup ")
     assert lines[1].endswith(" ms")
     assert lines[-1].startswith("It shipped! ")
+
+
+def test_readme_guard_example_runs() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 2, "the README lost its guard example"
+    completed = subprocess.run(
+        [sys.executable, "-c", blocks[1]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == [
+        "92.00 EUR",
+        "audit: search success",
+        "['test-1', 'test-2'] success",
+    ]
