@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from onionskin import (
     Agent,
     AgentResult,
     BaseMiddleware,
+    CircuitBreakerConfig,
+    GuardConfig,
+    GuardMiddleware,
+    MiddlewarePipeline,
     ModelRequest,
     ModelResponse,
     Orchestrator,
@@ -22,10 +27,17 @@ from onionskin import (
     ToolResult,
     current_context,
     current_request_metadata,
+    guard,
     request_metadata_scope,
 )
-from onionskin.middleware import LoggingMiddleware, TenantMiddleware, TimingMiddleware
-from onionskin.testing import ScriptedModel, tool_call
+from onionskin.middleware import (
+    LoggingMiddleware,
+    RateLimit,
+    RetryConfig,
+    TenantMiddleware,
+    TimingMiddleware,
+)
+from onionskin.testing import FakeClock, ScriptedModel, set_testing, tool_call
 
 
 class Audit(BaseMiddleware):
@@ -69,3 +81,38 @@ async def usage() -> None:
     metadata = current_request_metadata()
     context = current_context()
     del metadata, context
+
+
+@guard
+async def search(query: str, limit: int = 3) -> list[str]:
+    return [query] * limit
+
+
+@guard(max_retries=2, timeout=5.0, validate_input=True)
+def convert(amount: float, currency: str) -> str:
+    return f"{amount} {currency}"
+
+
+class Audit001(GuardMiddleware):
+    async def __call__(
+        self, call: ToolCall, next: Callable[[ToolCall], Awaitable[ToolResult]]
+    ) -> ToolResult:
+        return await next(call)
+
+
+async def guard_usage() -> None:
+    found: list[str] = await search("q", limit=1)
+    text: str = convert(1.0, "USD")
+    also: str = await convert.acall(2.0, "EUR")
+    config = GuardConfig(
+        circuit_breaker=CircuitBreakerConfig(failure_threshold=5),
+        rate_limit=RateLimit(rate=10, burst=20, per="tenant"),
+        retry=RetryConfig(max_retries=3),
+        clock=FakeClock(),
+    )
+    async with MiddlewarePipeline(config=config, extra_middleware=[Audit001()]) as pipeline:
+        result: ToolResult = await pipeline.execute(search, kwargs={"query": "x"})
+        status: Literal["success", "error"] = result.status
+    del found, text, also, status
+    with set_testing():
+        pass
