@@ -66,6 +66,7 @@ from onionskin.middleware.circuit_breaker import CircuitBreakerConfig
 from onionskin.middleware.guard import AsyncGuardedTool, GuardedTool, guard
 from onionskin.middleware.guard_config import GuardConfig
 from onionskin.middleware.guard_pipeline import GuardMiddleware, MiddlewarePipeline
+from onionskin.pricing import price_usage
 from onionskin.runtime.agent import Agent
 from onionskin.runtime.orchestrator import Orchestrator, RunResult
 from onionskin.runtime.pipeline import Pipeline
@@ -77,6 +78,7 @@ except _PackageNotFoundError:  # pragma: no cover - only when run from a source 
     __version__ = "0.0.0"
 from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
+from onionskin.middleware.budget import BudgetAlert, BudgetConfig, BudgetMiddleware
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
 from onionskin.middleware.fallback import (
     FallbackRecord,
@@ -105,7 +107,10 @@ __all__ = [
     "AsyncGuardedTool",
     "AuthenticationError",
     "BaseMiddleware",
+    "BudgetAlert",
+    "BudgetConfig",
     "BudgetExceededError",
+    "BudgetMiddleware",
     "CallFailed",
     "CallFinished",
     "CallLimitConfig",
@@ -192,5 +197,6 @@ __all__ = [
     "current_request_metadata",
     "guard",
     "is_transient",
+    "price_usage",
     "request_metadata_scope",
 ]

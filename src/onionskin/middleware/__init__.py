@@ -3,6 +3,7 @@
 from onionskin.core.middleware import BaseMiddleware
 from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
+from onionskin.middleware.budget import BudgetAlert, BudgetConfig, BudgetMiddleware
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
 from onionskin.middleware.fallback import (
@@ -33,6 +34,9 @@ from onionskin.middleware.validation import ValidationConfig, ValidationMiddlewa
 __all__ = [
     "AsyncGuardedTool",
     "BaseMiddleware",
+    "BudgetAlert",
+    "BudgetConfig",
+    "BudgetMiddleware",
     "CallLimitConfig",
     "CallLimitMiddleware",
     "CallTiming",

@@ -4,6 +4,7 @@ The Redis stores live in their own modules (`onionskin.stores.redis_rate_limit`,
 `.redis_circuit`, `.redis_budget`) so that importing onionskin never imports redis.
 """
 
+from onionskin.stores.budget import BudgetLine, BudgetStore, MemoryBudgetStore, Refusal
 from onionskin.stores.circuit import (
     CircuitAdmission,
     CircuitPolicy,
@@ -14,11 +15,15 @@ from onionskin.stores.rate_limit import Admission, Charge, MemoryRateLimitStore,
 
 __all__ = [
     "Admission",
+    "BudgetLine",
+    "BudgetStore",
     "Charge",
     "CircuitAdmission",
     "CircuitPolicy",
     "CircuitStore",
+    "MemoryBudgetStore",
     "MemoryCircuitStore",
     "MemoryRateLimitStore",
     "RateLimitStore",
+    "Refusal",
 ]

@@ -37,10 +37,28 @@ class RedisScripts:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str | None = None, *, prefix: str = "onionskin") -> RedisScripts:
-        """Connect lazily to `url` (default: `redis_url()`); nothing is sent until first use."""
-        client = redis.Redis.from_url(url or redis_url(), socket_timeout=2.0)
-        return cls(client, prefix=prefix)
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        prefix: str = "onionskin",
+        max_connections: int = 64,
+        pool_timeout: float = 10.0,
+    ) -> RedisScripts:
+        """Connect lazily to `url` (default: `redis_url()`); nothing is sent until first use.
+
+        Calls beyond `max_connections` at once wait up to `pool_timeout` seconds for a free
+        connection rather than fail (redis-py's default pool raises past its limit): a burst
+        of guarded calls is the normal case.
+        """
+        pool = redis.BlockingConnectionPool.from_url(
+            url or redis_url(),
+            max_connections=max_connections,
+            timeout=pool_timeout,
+            socket_timeout=2.0,
+        )
+        # from_pool hands the pool to the client, so aclose() closes both.
+        return cls(redis.Redis.from_pool(pool), prefix=prefix)
 
     def key(self, *parts: str) -> str:
         """A namespaced key: `prefix:part:part`."""

@@ -3,12 +3,15 @@
 The script is a list of answers taken in order, or a function of the request. An answer is
 text, one or more tool calls (`tool_call(...)`), a `Message` or a whole `ModelResponse`.
 A list is shared by every run of the model: for concurrent runs use a function.
+Its cost is free by default, at declared per-million-token prices, or, with `price_as`, at a
+real model's prices from the offline price table (`onionskin.pricing`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import TypeAlias
 
 from onionskin.core._layers import is_async_callable
@@ -71,6 +74,8 @@ class ScriptedModel:
         name: str = "scripted",
         input_price_per_mtok: Decimal | int | str = 0,
         output_price_per_mtok: Decimal | int | str = 0,
+        price_as: str | None = None,
+        price_provider: str | None = None,
     ) -> None:
         if isinstance(script, str) or not (callable(script) or isinstance(script, Sequence)):
             raise ConfigError("ScriptedModel needs a list of answers or a function of the request")
@@ -81,6 +86,29 @@ class ScriptedModel:
         self.input_price_per_mtok = _price("input_price_per_mtok", input_price_per_mtok)
         self.output_price_per_mtok = _price("output_price_per_mtok", output_price_per_mtok)
         self._free = not (self.input_price_per_mtok or self.output_price_per_mtok)
+        self.price_as = price_as
+        """Price usage like this model of the price table (`"gpt-4o-mini"`), if set."""
+        self.price_provider = price_provider
+        self._table_price: Callable[[Usage], Decimal] | None = None
+        if price_as is not None:
+            self._table_price = self._priced_as(price_as, price_provider)
+
+    def _priced_as(self, price_as: object, provider: object) -> Callable[[Usage], Decimal]:
+        if not isinstance(price_as, str) or not price_as:
+            raise ConfigError(f"ScriptedModel.price_as must be a model name, got {price_as!r}")
+        if provider is not None and not isinstance(provider, str):
+            raise ConfigError(f"ScriptedModel.price_provider must be a str, got {provider!r}")
+        if not self._free:
+            raise ConfigError(
+                "ScriptedModel.price_as takes its prices from the table: drop "
+                "input_price_per_mtok and output_price_per_mtok, or drop price_as"
+            )
+        # Imported here: onionskin.pricing imports this package (the token estimate).
+        from onionskin.pricing import check_priced, price_usage
+
+        check_priced(price_as, provider=provider)
+        self._free = False
+        return partial(price_usage, price_as, provider=provider)
 
     @property
     def name(self) -> str:
@@ -125,9 +153,11 @@ class ScriptedModel:
         yield response
 
     def cost(self, usage: Usage) -> Decimal:
-        """The price of `usage` at this model's per-million-token prices."""
+        """The price of `usage`: from the price table with `price_as`, else per million tokens."""
         if self._free:
             return _ZERO
+        if self._table_price is not None:
+            return self._table_price(usage)
         total = (
             usage.input_tokens * self.input_price_per_mtok
             + usage.output_tokens * self.output_price_per_mtok
