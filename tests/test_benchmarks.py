@@ -23,3 +23,23 @@ def test_overhead_benchmark_reports_every_configuration_as_json() -> None:
     configs = {(row["run"], row["form"], row["layers"]) for row in report["runs"]}
     assert len(configs) == 2 * 3 * 4
     assert all(row["us_per_run"] > 0 for row in report["runs"])
+
+
+GUARDS = BENCH.parent / "guards.py"
+
+
+def test_guard_benchmark_reports_every_guard_and_the_full_stack_as_json(redis_url: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(GUARDS), "--quick", "--json", "--redis"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    report = json.loads(completed.stdout)
+    subjects = {row["subject"] for row in report["rows"]}
+    assert {"bare", "pipeline", "full"} <= subjects
+    assert len([s for s in subjects if s.startswith("guard:")]) == 11
+    assert all(row["us_per_call"] > 0 for row in report["rows"])
+    assert report["full_added_us"] > 0
+    assert report["redis"]["round_trips_per_call"] >= 1
