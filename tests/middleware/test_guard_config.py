@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from onionskin import (
+    BudgetExceededError,
     CircuitOpenError,
     ConfigError,
     GuardTimeoutError,
@@ -19,6 +21,7 @@ from onionskin import (
     ToolResult,
 )
 from onionskin.middleware import (
+    BudgetConfig,
     CircuitBreakerConfig,
     GuardConfig,
     HallucinationConfig,
@@ -34,6 +37,7 @@ from onionskin.testing import FakeClock
 SEED_ORDER = [
     "CircuitBreakerMiddleware",
     "RateLimiterMiddleware",
+    "BudgetMiddleware",
     "ValidationMiddleware",
     "HallucinationMiddleware",
     "RetryMiddleware",
@@ -47,6 +51,7 @@ def test_every_builtin_is_built_in_the_seed_order(tmp_path: Path) -> None:
     config = GuardConfig(
         circuit_breaker=CircuitBreakerConfig(),
         rate_limit=RateLimit(rate=10, burst=10),
+        budget=BudgetConfig(per_run=Decimal("1")),
         validate_input=True,
         hallucination=HallucinationConfig(),
         max_retries=2,
@@ -63,6 +68,7 @@ def test_every_builtin_is_built_in_the_seed_order(tmp_path: Path) -> None:
     [
         ({"circuit_breaker": {"failure_threshold": 2}}, "circuit_breaker"),
         ({"rate_limit": 10}, "rate_limit"),
+        ({"budget": {"per_run": 1}}, "budget"),
         ({"max_retries": -1}, "max_retries"),
         ({"max_retries": True}, "max_retries"),
         ({"timeout": 0}, "timeout"),
@@ -205,3 +211,23 @@ async def test_a_redis_limit_is_shared_by_every_pipeline_on_the_url(
         with pytest.raises(RateLimitExceededError) as refused:
             await first.execute(work)
     assert refused.value.retry_after > 0
+
+
+async def test_a_redis_budget_is_shared_by_every_pipeline_on_the_url(
+    redis_url: str, redis_prefix: str
+) -> None:
+    budget = BudgetConfig(per_tenant=Decimal("0.25"), tool_costs={"work": Decimal("0.10")})
+    config = GuardConfig(budget=budget, redis_url=redis_url, store_prefix=redis_prefix)
+
+    async def work() -> str:
+        return "done"
+
+    async with (
+        MiddlewarePipeline(config=config) as first,
+        MiddlewarePipeline(config=config) as second,
+    ):
+        assert (await first.execute(work)).value == "done"
+        assert (await second.execute(work)).value == "done"
+        with pytest.raises(BudgetExceededError) as refused:
+            await first.execute(work)
+    assert refused.value.limit == Decimal("0.25")

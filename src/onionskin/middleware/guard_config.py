@@ -18,6 +18,7 @@ from typing import Any
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ConfigError
 from onionskin.middleware._config import require_bool, require_int, require_positive
+from onionskin.middleware.budget import BudgetConfig, BudgetMiddleware
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
 from onionskin.middleware.hallucination import HallucinationConfig, HallucinationMiddleware
 from onionskin.middleware.hooks import AfterCall, BeforeCall, HookMiddleware
@@ -30,6 +31,7 @@ from onionskin.middleware.validation import ValidationConfig, ValidationMiddlewa
 _TYPED_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("circuit_breaker", CircuitBreakerConfig),
     ("rate_limit", (RateLimitConfig, RateLimit)),
+    ("budget", BudgetConfig),
     ("validation", ValidationConfig),
     ("hallucination", HallucinationConfig),
     ("retry", RetryConfig),
@@ -45,6 +47,8 @@ class GuardConfig:
     """Refuse calls to what keeps failing."""
     rate_limit: RateLimitConfig | RateLimit | None = None
     """Token buckets per tenant, user, tool or model."""
+    budget: BudgetConfig | None = None
+    """Spend limits per call, run, session and tenant, reserved before each call."""
     validate_input: bool = False
     """Check arguments against the function's type hints (shorthand for `validation`)."""
     validate_output: bool = False
@@ -66,7 +70,7 @@ class GuardConfig:
     after_call: AfterCall | None = None
     """Called with each call and its result; may return a replacement result."""
     redis_url: str | None = None
-    """Keep breaker and limiter state in Redis at this URL, shared by every process;
+    """Keep breaker, limiter and budget state in Redis at this URL, shared by every process;
     None keeps it in this process's memory."""
     store_prefix: str = "onionskin"
     """The prefix of every Redis key these guards write."""
@@ -142,6 +146,8 @@ class GuardConfig:
             layers.append(
                 RateLimiterMiddleware(self.rate_limit, clock=clock, store=stores.rate_limit())
             )
+        if self.budget is not None:
+            layers.append(BudgetMiddleware(self.budget, clock=clock, store=stores.budget()))
         validation = self._validation()
         if validation is not None:
             layers.append(ValidationMiddleware(validation))
@@ -190,6 +196,14 @@ class StoreConnections:
         from onionskin.stores.redis_circuit import RedisCircuitStore
 
         return RedisCircuitStore(self._redis())
+
+    def budget(self) -> Any:
+        """A Redis budget store, or None for the guard's own memory store."""
+        if self._url is None:
+            return None
+        from onionskin.stores.redis_budget import RedisBudgetStore
+
+        return RedisBudgetStore(self._redis())
 
     def rate_limit(self) -> Any:
         """A Redis rate-limit store, or None for the guard's own memory store."""
