@@ -64,7 +64,8 @@ async def test_admits_the_burst_at_once_then_refuses_with_the_wait(backend: Back
 
 async def test_a_bucket_refills_at_its_rate(backend: Backend) -> None:
     store = backend.store
-    fast = charge("a", rate=20, burst=2)  # slow enough that a loaded machine cannot refill it between calls
+    # Slow enough that a loaded machine cannot refill it between two calls.
+    fast = charge("a", rate=20, burst=2)
     assert (await store.acquire([fast])).allowed
     assert (await store.acquire([fast])).allowed
     refused = await store.acquire([fast])
