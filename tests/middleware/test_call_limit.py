@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -135,6 +136,31 @@ async def test_outside_a_run_calls_without_a_session_share_the_instances_count()
         await limit.wrap_model_call(request, respond)
     limit.reset()
     await limit.wrap_tool_call(ToolCall(tool_name="t"), answer)
+
+
+async def test_a_kind_without_a_limit_is_neither_limited_nor_counted() -> None:
+    limit = CallLimitMiddleware(CallLimitConfig(max_tool_calls=1))
+
+    async def respond(request: ModelRequest) -> ModelResponse:
+        return ModelResponse(message=Message.assistant("hi"))
+
+    request = ModelRequest(model=ScriptedModel(["x"]), messages=[])
+    for _ in range(3):
+        await limit.wrap_model_call(request, respond)
+    await limit.wrap_tool_call(ToolCall(tool_name="t"), answer)  # the tool count is untouched
+    with pytest.raises(CallLimitExceededError, match="tool calls"):
+        await limit.wrap_tool_call(ToolCall(tool_name="t"), answer)
+
+
+async def test_concurrent_runs_count_apart(orchestrator_factory: OrchestratorFactory) -> None:
+    pinger = Pinger()
+    limit = CallLimitMiddleware(CallLimitConfig(max_tool_calls=2))
+    orchestrator = orchestrator_factory(
+        calling_ping_times(2), middleware=[limit], tools=[pinger.ping]
+    )
+    results = await asyncio.gather(*(orchestrator.execute("go") for _ in range(3)))
+    assert [result.output for result in results] == ["pinged 2"] * 3
+    assert pinger.calls == 6
 
 
 async def test_failed_calls_count_too() -> None:

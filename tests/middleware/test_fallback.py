@@ -163,6 +163,53 @@ async def test_a_run_falls_back_and_records_who_answered(
     assert result.agents["assistant"].model_calls == 1
 
 
+async def test_a_primary_that_answers_is_recorded_and_no_fallback_is_asked(
+    orchestrator_factory: OrchestratorFactory,
+) -> None:
+    calls = Calls()
+    backup = calls.model("backup", "unused")
+    records: list[Any] = []
+
+    class Capture:
+        def after_pipeline(self, context: RunContext, result: Any) -> None:
+            records.extend(context.guard_state["model_fallback"])
+
+    orchestrator = orchestrator_factory(
+        lambda request: "own answer",
+        middleware=[Capture(), ModelFallbackMiddleware(models=[backup])],
+    )
+    assert (await orchestrator.execute("go")).output == "own answer"
+    assert records == [FallbackRecord(requested="scripted", answered_by="scripted", failed=())]
+    assert calls.models == []
+
+
+async def test_an_unnamed_answer_of_the_primary_is_named_after_it() -> None:
+    async def anonymous(request: ModelRequest) -> ModelResponse:
+        return ModelResponse(message=Message.assistant("hi"))  # no model_name
+
+    primary = ScriptedModel(["unused"], name="primary")
+    backup = ScriptedModel(["unused"], name="backup")
+    response = await ModelFallbackMiddleware(models=[backup]).wrap_model_call(
+        request_to(primary), anonymous
+    )
+    assert response.model_name == "primary"
+
+
+async def test_a_fallbacks_own_other_error_propagates_at_once() -> None:
+    calls = Calls()
+    bug = KeyError("a bug in the second adapter")
+    primary = calls.model("primary", ModelHTTPError("down", status_code=503))
+    fallback = ModelFallbackMiddleware(
+        models=[calls.model("second", bug), calls.model("third", "unused")]
+    )
+
+    with pytest.raises(KeyError) as raised:
+        await fallback.wrap_model_call(request_to(primary), call_model)
+    assert raised.value is bug
+    assert raised.value.__context__ is None  # the primary's error is not chained to it
+    assert calls.models == ["primary", "second"]
+
+
 def _raise(error: BaseException) -> ScriptItem:
     raise error
 

@@ -171,6 +171,47 @@ async def test_a_replacement_of_the_wrong_type_is_refused_before_the_call() -> N
         await HookMiddleware(after_call=after).wrap_tool_call(ToolCall(tool_name="t"), next)
 
 
+async def test_an_async_replacement_of_the_wrong_type_is_refused_too() -> None:
+    made: list[ToolCall] = []
+
+    async def before(call: Call) -> Any:
+        return 3
+
+    async def next(call: ToolCall) -> ToolResult:
+        made.append(call)
+        return ToolResult(tool_name=call.tool_name)
+
+    with pytest.raises(TypeError, match=r"before_call returned int; return a ToolCall"):
+        await HookMiddleware(before_call=before).wrap_tool_call(ToolCall(tool_name="t"), next)
+    assert made == []
+
+    async def after(call: Call, result: Result) -> Any:
+        return ModelResponse(message=Message.assistant("a model's answer"))
+
+    with pytest.raises(TypeError, match=r"after_call returned ModelResponse; return a ToolResult"):
+        await HookMiddleware(after_call=after).wrap_tool_call(ToolCall(tool_name="t"), next)
+
+
+async def test_a_lambda_may_replace_through_an_awaitable() -> None:
+    async def renamed(call: Call) -> Call:
+        assert isinstance(call, ToolCall)
+        return dataclasses.replace(call, tool_name="renamed")
+
+    async def tagged(result: Result) -> Result:
+        assert isinstance(result, ToolResult)
+        return dataclasses.replace(result, value=f"{result.value}!")
+
+    hooks = HookMiddleware(
+        before_call=lambda call: renamed(call), after_call=lambda call, result: tagged(result)
+    )
+
+    async def next(call: ToolCall) -> ToolResult:
+        return ToolResult(tool_name=call.tool_name, value=call.tool_name)
+
+    result = await hooks.wrap_tool_call(ToolCall(tool_name="t"), next)
+    assert (result.tool_name, result.value) == ("renamed", "renamed!")
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [

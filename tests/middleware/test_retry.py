@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+import tenacity
 
 from onionskin import (
     BudgetExceededError,
@@ -14,8 +16,10 @@ from onionskin import (
     ConfigError,
     GuardTimeoutError,
     InvalidInputError,
+    Message,
     ModelHTTPError,
     ModelRequest,
+    ModelResponse,
     RateLimitExceededError,
     StopProcessing,
     ToolCall,
@@ -26,7 +30,7 @@ from onionskin.middleware._transient import is_transient
 from onionskin.middleware.guard_pipeline import MiddlewarePipeline
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware, set_testing
 from onionskin.runtime.models.scripted import ScriptItem
-from onionskin.testing import FakeClock, tool_call
+from onionskin.testing import FakeClock, ScriptedModel, tool_call
 from tests.conftest import OrchestratorFactory
 
 CALL = ToolCall(tool_name="fetch", kwargs={"url": "https://example.test"}, session_id="s1")
@@ -351,6 +355,137 @@ async def test_concurrent_calls_retry_independently() -> None:
     calls = [ToolCall(tool_name="fetch", session_id=s) for s in ("a", "b")]
     results = await asyncio.gather(*(retry.wrap_tool_call(c, flaky_once()) for c in calls))
     assert [r.value for r in results] == ["a", "b"]
+
+
+async def test_a_first_attempt_that_succeeds_builds_no_retry_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The common path is a plain await; tenacity is entered only after a failure."""
+    built: list[dict[str, Any]] = []
+    real = tenacity.AsyncRetrying
+
+    def spy(**options: Any) -> Any:  # Any: tenacity's own options and loop
+        built.append(options)
+        return real(**options)
+
+    monkeypatch.setattr("onionskin.middleware.retry.AsyncRetrying", spy)
+    retry = RetryMiddleware(clock=FakeClock())
+    next, calls = failing()
+    assert (await retry.wrap_tool_call(CALL, next)).value == "page"
+    assert (calls[0], built) == (1, [])
+
+    next, calls = failing(ConnectionError("blip"))
+    assert (await retry.wrap_tool_call(CALL, next)).value == "page"
+    assert (calls[0], len(built)) == (2, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 42])
+async def test_the_first_retry_waits_the_initial_backoff_plus_the_first_jitter_draw(
+    seed: int,
+) -> None:
+    clock, reference = FakeClock(seed=seed), FakeClock(seed=seed)
+    config = RetryConfig(max_retries=2, wait_initial=0.25, wait_jitter=2.0)
+    next, calls = failing(ConnectionError("blip"))
+
+    assert (await RetryMiddleware(config, clock=clock).wrap_tool_call(CALL, next)).value == "page"
+    assert calls[0] == 2
+    assert clock.sleeps == [0.25 + reference.random() * 2.0]
+
+
+async def test_every_failed_attempt_draws_one_jitter_the_last_one_too() -> None:
+    """The jitter sequence of a seeded clock is that of tenacity asking for every wait."""
+    clock, reference = FakeClock(seed=3), FakeClock(seed=3)
+    retry = RetryMiddleware(RetryConfig(max_retries=1, wait_initial=1), clock=clock)
+    next, calls = failing(ConnectionError("first"), ConnectionError("second"))
+
+    with pytest.raises(ConnectionError, match="second"):
+        await retry.wrap_tool_call(CALL, next)
+    draws = [reference.random() for _ in range(3)]
+    assert calls[0] == 2
+    assert clock.sleeps == [1 + draws[0]]
+    assert clock.random() == draws[2]  # the last attempt's wait was drawn, then not slept
+
+
+async def test_the_first_retry_is_logged_with_its_target_wait_and_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="onionskin.guards")
+    retry = RetryMiddleware(RetryConfig(wait_jitter=0), clock=FakeClock())
+    error = ConnectionError("blip")
+    next, _ = failing(error)
+    await retry.wrap_tool_call(CALL, next)
+
+    answer = ModelResponse(message=Message.assistant("answer"))
+    asked: list[ModelRequest] = []
+
+    async def overloaded_once(request: ModelRequest) -> ModelResponse:
+        asked.append(request)
+        if len(asked) == 1:
+            raise ModelHTTPError("overloaded", status_code=503, retry_after=2)
+        return answer
+
+    request = ModelRequest(model=ScriptedModel(["unused"]), messages=[])
+    assert await retry.wrap_model_call(request, overloaded_once) is answer
+    assert [record.getMessage() for record in caplog.records] == [
+        f"retrying tool 'fetch' in 0.50 s after {error!r}",
+        "retrying model 'scripted' in 2.00 s after ModelHTTPError('overloaded')",
+    ]
+
+
+async def test_a_non_retryable_first_error_is_neither_logged_nor_waited_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="onionskin.guards")
+    clock = FakeClock()
+    error = ValueError("a bug")
+    next, calls = failing(error)
+
+    with pytest.raises(ValueError, match="a bug") as raised:
+        await RetryMiddleware(clock=clock).wrap_tool_call(CALL, next)
+    assert raised.value is error
+    assert (calls[0], clock.sleeps, caplog.records) == (1, [], [])
+    assert clock.random() == FakeClock().random()  # no jitter was drawn for it
+
+
+async def test_a_later_error_does_not_carry_an_earlier_one_as_its_context() -> None:
+    retry = RetryMiddleware(RetryConfig(max_retries=1), clock=FakeClock())
+    next, _ = failing(ConnectionError("first"), ConnectionError("second"))
+
+    with pytest.raises(ConnectionError, match="second") as raised:
+        await retry.wrap_tool_call(CALL, next)
+    assert raised.value.__context__ is None
+    assert raised.value.__cause__ is None
+
+
+async def test_test_mode_skips_even_a_retry_after_wait() -> None:
+    clock = FakeClock()
+    retry = RetryMiddleware(clock=clock)
+    next, calls = failing(RateLimitExceededError("tenant:acme", 9.0))
+    with set_testing(True, attempts=2):
+        assert (await retry.wrap_tool_call(CALL, next)).value == "page"
+    assert (calls[0], clock.sleeps) == (2, [])
+
+
+async def test_a_cancelled_backoff_makes_no_further_attempt() -> None:
+    class StuckClock(FakeClock):
+        """A clock whose waits last until cancelled."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.waiting = asyncio.Event()
+
+        async def sleep(self, seconds: float) -> None:
+            self.waiting.set()
+            await asyncio.Event().wait()
+
+    clock = StuckClock()
+    next, calls = failing(ConnectionError("blip"))
+    task = asyncio.create_task(RetryMiddleware(clock=clock).wrap_tool_call(CALL, next))
+    await clock.waiting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls[0] == 1
 
 
 @pytest.mark.parametrize(

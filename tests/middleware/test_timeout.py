@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from onionskin import (
     ModelResponse,
     ToolCall,
     ToolResult,
+    ToolReturnPart,
 )
 from onionskin.middleware.guard_pipeline import MiddlewarePipeline
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
@@ -63,10 +66,13 @@ async def test_a_fast_call_returns_its_result() -> None:
     assert (await timeout.wrap_tool_call(CALL, next)).value == 42
 
 
-async def test_the_callees_own_timeout_error_passes_unchanged() -> None:
+@pytest.mark.parametrize("waits_first", [False, True], ids=["at-once", "after-a-wait"])
+async def test_the_callees_own_timeout_error_passes_unchanged(waits_first: bool) -> None:
     own = TimeoutError("the backend said so")
 
     async def next(call: ToolCall) -> ToolResult:
+        if waits_first:
+            await asyncio.sleep(0)
         raise own
 
     with pytest.raises(TimeoutError) as raised:
@@ -121,6 +127,27 @@ async def test_tool_calls_time_out_in_a_run(orchestrator_factory: OrchestratorFa
     assert cancelled == ["https://example.test"]
 
 
+async def test_a_run_whose_calls_never_wait_completes_untouched(
+    orchestrator_factory: OrchestratorFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    armed = count_timers(monkeypatch)
+
+    async def double(n: int) -> int:
+        """Double a number."""
+        return 2 * n
+
+    def script(request: ModelRequest) -> ScriptItem:
+        part = request.messages[-1].parts[0]
+        if isinstance(part, ToolReturnPart):
+            return f"result {part.content}"
+        return tool_call("double", n=21)
+
+    timeout = TimeoutMiddleware(TimeoutConfig(seconds=5))
+    orchestrator = orchestrator_factory(script, middleware=[timeout], tools=[double])
+    assert (await orchestrator.execute("go")).output == "result 42"
+    assert armed == []  # two model calls and a tool call, none of which waited
+
+
 async def test_model_calls_time_out_in_a_run(orchestrator_factory: OrchestratorFactory) -> None:
     async def thinking(request: ModelRequest) -> ScriptItem:
         await asyncio.Event().wait()
@@ -149,6 +176,168 @@ async def test_each_kind_uses_its_own_timeout() -> None:
     with pytest.raises(GuardTimeoutError) as raised:
         await timeout.wrap_tool_call(CALL, slow_tool)
     assert raised.value.timeout == TICK
+
+
+def count_timers(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """Record the deadline of every `asyncio.timeout_at` the middleware arms."""
+    armed: list[float | None] = []
+    real = asyncio.timeout_at
+
+    def spy(when: float | None) -> asyncio.Timeout:
+        armed.append(when)
+        return real(when)
+
+    monkeypatch.setattr(asyncio, "timeout_at", spy)
+    return armed
+
+
+async def test_a_call_that_never_suspends_arms_no_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No timer can fire before the callee first waits, so none is armed for such a call."""
+    armed = count_timers(monkeypatch)
+    timeout = TimeoutMiddleware(TimeoutConfig(seconds=5))
+
+    async def instant(call: ToolCall) -> ToolResult:
+        return ToolResult(tool_name=call.tool_name, value="now")
+
+    async def waits(call: ToolCall) -> ToolResult:
+        await asyncio.sleep(0)
+        return ToolResult(tool_name=call.tool_name, value="later")
+
+    assert (await timeout.wrap_tool_call(CALL, instant)).value == "now"
+    assert armed == []
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    assert (await timeout.wrap_tool_call(CALL, waits)).value == "later"
+    assert len(armed) == 1
+    assert armed[0] is not None
+    assert before + 5 <= armed[0] <= loop.time() + 5
+
+
+async def test_the_deadline_counts_from_the_start_of_the_call() -> None:
+    """A first step that blocks past the deadline is cancelled at its first wait."""
+    cancelled = asyncio.Event()
+
+    async def next(call: ToolCall) -> ToolResult:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + TICK * 2
+        while loop.time() < until:  # blocks the loop: the deadline passes before the first await
+            pass
+        try:
+            await asyncio.sleep(TICK / 2)  # would finish well within a timeout armed now
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return ToolResult(tool_name=call.tool_name, value="late")
+
+    with pytest.raises(GuardTimeoutError):
+        await TimeoutMiddleware(TimeoutConfig(seconds=TICK)).wrap_tool_call(CALL, next)
+    assert cancelled.is_set()
+
+
+async def test_a_callee_that_waits_many_times_gets_every_value_back() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def next(call: ToolCall) -> ToolResult:
+        total = 0
+        for n in range(1, 4):
+            future: asyncio.Future[int] = loop.create_future()
+            loop.call_soon(future.set_result, n)
+            total += await future
+            await asyncio.sleep(0)
+        return ToolResult(tool_name=call.tool_name, value=total)
+
+    assert (await TimeoutMiddleware().wrap_tool_call(CALL, next)).value == 6
+
+
+async def test_an_error_after_a_wait_passes_unchanged() -> None:
+    own = ConnectionError("reset")
+
+    async def next(call: ToolCall) -> ToolResult:
+        await asyncio.sleep(0)
+        raise own
+
+    with pytest.raises(ConnectionError) as raised:
+        await TimeoutMiddleware().wrap_tool_call(CALL, next)
+    assert raised.value is own
+
+
+async def test_an_outside_cancellation_reaches_the_callee_and_stays_a_cancellation() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def next(call: ToolCall) -> ToolResult:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        raise AssertionError("unreachable")
+
+    task = asyncio.create_task(TimeoutMiddleware().wrap_tool_call(CALL, next))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled.is_set()
+    assert task.cancelled()
+
+
+async def test_an_error_thrown_into_the_guard_reaches_the_callee_at_its_wait() -> None:
+    """Driven by hand: `throw` and `close` go on to the callee, as `await` would send them."""
+    seen: list[str] = []
+
+    async def next(call: ToolCall) -> ToolResult:
+        try:
+            await asyncio.sleep(0)
+        except LookupError as error:
+            seen.append(repr(error))
+        except ValueError as error:
+            seen.append(f"raising {error!r}")
+            raise
+        try:
+            await asyncio.sleep(0)
+        finally:
+            seen.append("closed")
+        raise AssertionError("unreachable")
+
+    guard = TimeoutMiddleware().wrap_tool_call(CALL, next)
+    guard.send(None)  # runs to the callee's first wait
+    guard.throw(KeyError("k"))  # caught by the callee, which then waits again
+    guard.close()
+    assert seen == ["KeyError('k')", "closed"]
+
+    guard = TimeoutMiddleware().wrap_tool_call(CALL, next)
+    guard.send(None)
+    with pytest.raises(ValueError):  # noqa: PT011 - any ValueError: it was made from the class
+        guard.throw(ValueError)  # a class, as the throw protocol allows: raised as an instance
+    assert seen[2:] == ["raising ValueError()"]
+
+    guard = TimeoutMiddleware().wrap_tool_call(CALL, next)
+    guard.send(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the 3-argument form, still valid
+        guard.throw(KeyError, KeyError("old form"), None)
+    guard.close()
+    assert seen[3:] == ["KeyError('old form')", "closed"]
+
+
+class Later:
+    """An awaitable that is not a coroutine (as some `next` layers return): waits `steps`."""
+
+    def __init__(self, steps: int, value: str) -> None:
+        self.steps, self.value = steps, value
+
+    def __await__(self) -> Generator[None, None, ToolResult]:
+        for _ in range(self.steps):
+            yield None  # a bare yield: the task runs the loop once, then resumes us
+        return ToolResult(tool_name="slow", value=self.value)
+
+
+async def test_an_awaitable_that_is_not_a_coroutine_is_timed_too() -> None:
+    timeout = TimeoutMiddleware(TimeoutConfig(seconds=TICK))
+    assert (await timeout.wrap_tool_call(CALL, lambda call: Later(3, "done"))).value == "done"
+    with pytest.raises(GuardTimeoutError):
+        await timeout.wrap_tool_call(CALL, lambda call: Later(10**9, "never"))
 
 
 @pytest.mark.parametrize(

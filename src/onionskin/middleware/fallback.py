@@ -94,24 +94,47 @@ class ModelFallbackMiddleware:
     ) -> ModelResponse:
         """Call the request's model, then each fallback in turn while they fail."""
         primary = request.model
-        candidates = [primary, *(m for m in self.config.models if m is not primary)]
-        failed: list[str] = []
-        last_error: Exception | None = None
-        for model in candidates:
-            attempt = request if model is primary else replace(request, model=model)
+        try:
+            response = await next(request)
+        except Exception as error:
+            if not self._falls_back(error):
+                raise
+            self._log_failure(primary, error)
+            failed = error
+        else:
+            # The common case, kept free of the fallback loop's lists and copies.
+            return self._answered(primary, primary, response, ())
+        # Outside the except block, so the fallbacks' errors get no implicit `__context__`.
+        return await self._fall_back(request, next, failed)
+
+    async def _fall_back(
+        self,
+        request: ModelRequest,
+        next: Callable[[ModelRequest], Awaitable[ModelResponse]],
+        last_error: Exception,
+    ) -> ModelResponse:
+        """Try each fallback model in turn, after the request's own model failed."""
+        primary = request.model
+        failed = [primary.name]
+        for model in self.config.models:
+            if model is primary:
+                continue
             try:
-                response = await next(attempt)
+                response = await next(replace(request, model=model))
             except Exception as error:
                 if not self._falls_back(error):
                     raise
                 last_error = error
                 failed.append(model.name)
-                logger.warning("model %r failed (%r); falling back", model.name, error)
+                self._log_failure(model, error)
                 continue
             return self._answered(primary, model, response, tuple(failed))
         # Raised here, outside any except block, so no earlier error becomes its context.
-        assert last_error is not None  # the loop ran at least once; narrows for mypy
         raise last_error
+
+    @staticmethod
+    def _log_failure(model: Model, error: Exception) -> None:
+        logger.warning("model %r failed (%r); falling back", model.name, error)
 
     @staticmethod
     def _answered(

@@ -81,32 +81,29 @@ class HookMiddleware:
         self._before_async = self._before is not None and is_async_callable(self._before)
         self._after_async = self._after is not None and is_async_callable(self._after)
 
-    async def _run(self, call: C, next: Callable[[C], Awaitable[R]]) -> R:
-        if self._before is not None:
-            replaced: Any = self._before(call)  # Any: a call, None, or an awaitable of either
-            if self._before_async or inspect.isawaitable(replaced):
-                replaced = await replaced
-            _check("before_call", replaced, type(call))
+    async def wrap_tool_call(self, call: C, next: Callable[[C], Awaitable[R]]) -> R:
+        """Run the hooks around one model or tool call."""
+        # One method serves both kinds (no extra coroutine per call), and the usual None
+        # from a hook skips the awaitable and type checks, which could not matter for it.
+        before = self._before
+        if before is not None:
+            replaced: Any = before(call)  # Any: a call, None, or an awaitable of either
             if replaced is not None:
-                call = replaced
+                if self._before_async or inspect.isawaitable(replaced):
+                    replaced = await replaced
+                if replaced is not None:
+                    _check("before_call", replaced, type(call))
+                    call = replaced
         result = await next(call)
-        if self._after is not None:
-            new: Any = self._after(call, result)  # Any: a result, None, or an awaitable
-            if self._after_async or inspect.isawaitable(new):
-                new = await new
-            _check("after_call", new, type(result))
+        after = self._after
+        if after is not None:
+            new: Any = after(call, result)  # Any: a result, None, or an awaitable
             if new is not None:
-                result = new
+                if self._after_async or inspect.isawaitable(new):
+                    new = await new
+                if new is not None:
+                    _check("after_call", new, type(result))
+                    result = new
         return result
 
-    async def wrap_model_call(
-        self, request: ModelRequest, next: Callable[[ModelRequest], Awaitable[ModelResponse]]
-    ) -> ModelResponse:
-        """Run the hooks around one model call."""
-        return await self._run(request, next)
-
-    async def wrap_tool_call(
-        self, call: ToolCall, next: Callable[[ToolCall], Awaitable[ToolResult]]
-    ) -> ToolResult:
-        """Run the hooks around one tool call."""
-        return await self._run(call, next)
+    wrap_model_call = wrap_tool_call

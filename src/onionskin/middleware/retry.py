@@ -17,6 +17,10 @@ the injected `Clock` do the waiting, while stamina cannot take a custom sleep, s
 really wait. The wait is computed here because tenacity's jittered waits draw from the
 global `random` module (not injectable) and know nothing of Retry-After.
 `set_testing()` turns waits off and caps attempts, process-wide, like stamina's.
+
+The first attempt is a plain `await` (issue: the guard stack's cost per call); tenacity is
+entered only after it failed, and replays that failure as its own first attempt, so the
+waits, the jitter drawn and the log lines are those of a tenacity loop from the start.
 """
 
 from __future__ import annotations
@@ -24,35 +28,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall, ToolResult
+from onionskin.core.calls import ModelRequest, ToolCall
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ConfigError
 from onionskin.middleware._config import require_int, require_positive
-from onionskin.middleware._transient import (
-    ErrorFilter,
-    error_predicate,
-    is_transient,
-    retry_after,
-)
+from onionskin.middleware._transient import ErrorFilter, error_predicate, is_transient, retry_after
 
 T = TypeVar("T")
 R = TypeVar("R")
+C = TypeVar("C", ModelRequest, ToolCall)
 
 logger = logging.getLogger("onionskin.guards")
 
 
-_test_mode: tuple[bool, int] = (False, 1)
+_Mode: TypeAlias = tuple[bool, int]
+_test_mode: _Mode = (False, 1)
 """Whether test mode is on, and its cap on attempts."""
 
 
 class _RestoreTesting:
     """What `set_testing()` returns: use it as a context manager to restore the old mode."""
 
-    def __init__(self, previous: tuple[bool, int]) -> None:
+    def __init__(self, previous: _Mode) -> None:
         self._previous = previous
 
     def __enter__(self) -> None:
@@ -119,15 +120,17 @@ async def _no_sleep(seconds: float) -> None:
     """Test mode's sleep: returns at once, without asking the clock."""
 
 
+def _target(call: ModelRequest | ToolCall) -> str:
+    """What a retry log line names: `model 'name'` or `tool 'name'`."""
+    if isinstance(call, ModelRequest):
+        return f"model {call.model.name!r}"
+    return f"tool {call.tool_name!r}"
+
+
 class RetryMiddleware:
     """Retries model and tool calls that fail with a transient (or chosen) error."""
 
-    def __init__(
-        self,
-        config: RetryConfig | None = None,
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
+    def __init__(self, config: RetryConfig | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
         """Build the middleware; `clock` waits and draws the jitter."""
         if config is not None and not isinstance(config, RetryConfig):
             raise ConfigError(f"config must be a RetryConfig, got {config!r}")
@@ -153,21 +156,26 @@ class RetryMiddleware:
             backoff = config.wait_max
         return min(config.wait_max, backoff + self.clock.random() * config.wait_jitter)
 
-    async def _call(self, target: str, next: Callable[[T], Awaitable[R]], call: T) -> R:
-        testing, cap = _test_mode
+    async def _retry(
+        self, target: str, next: Callable[[T], Awaitable[R]], call: T, first: Exception, mode: _Mode
+    ) -> R:
+        """The slow path: the first attempt failed with `first`; tenacity takes over."""
+        testing, cap = mode
         attempts = min(self.config.max_retries + 1, cap) if testing else self.config.max_retries + 1
+        replay = [first]
 
         def log_retry(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            wait = state.upcoming_sleep
-            logger.warning("retrying %s in %.2f s after %r", target, wait, error)
+            logger.warning("retrying %s in %.2f s after %r", target, state.upcoming_sleep, error)
 
         async def attempt() -> R:
-            # tenacity awaits only what it sees as a coroutine function; `next` may be a
-            # lambda returning an awaitable, so every attempt goes through this one.
+            # Attempt 1 replays the failure, so tenacity decides, waits and logs as if it had made
+            # it. It awaits only coroutine functions (`next` may be a lambda): hence this one.
+            if replay:
+                raise replay.pop()
             return await next(call)
 
-        # One AsyncRetrying per call: tenacity keeps its iteration state on the object.
+        # One AsyncRetrying per retried call: tenacity keeps its iteration state on the object.
         retrying = AsyncRetrying(
             sleep=_no_sleep if testing else self.clock.sleep,
             stop=stop_after_attempt(attempts),
@@ -178,14 +186,15 @@ class RetryMiddleware:
         )
         return await retrying(attempt)
 
-    async def wrap_model_call(
-        self, request: ModelRequest, next: Callable[[ModelRequest], Awaitable[ModelResponse]]
-    ) -> ModelResponse:
-        """Call the model, again after a wait while it fails with a retryable error."""
-        return await self._call(f"model {request.model.name!r}", next, request)
+    async def wrap_tool_call(self, call: C, next: Callable[[C], Awaitable[R]]) -> R:
+        """Call the model or tool, again after a wait while it fails with a retryable error."""
+        # One method serves both kinds: a success costs this one coroutine and nothing else.
+        testing = _test_mode  # the mode when the call starts governs all its attempts
+        try:
+            return await next(call)
+        except Exception as error:  # BaseExceptions are never retried: they pass as they are
+            failed = error
+        # Outside the except block, so later errors get no implicit `__context__`.
+        return await self._retry(_target(call), next, call, failed, testing)
 
-    async def wrap_tool_call(
-        self, call: ToolCall, next: Callable[[ToolCall], Awaitable[ToolResult]]
-    ) -> ToolResult:
-        """Call the tool, again after a wait while it fails with a retryable error."""
-        return await self._call(f"tool {call.tool_name!r}", next, call)
+    wrap_model_call = wrap_tool_call
