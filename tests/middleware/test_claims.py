@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from onionskin.middleware._claims import (
@@ -76,6 +78,26 @@ def test_urls_lose_trailing_punctuation_and_ids_inside_them_are_not_claimed_twic
 )
 def test_quoted_names(text: str, names: list[str]) -> None:
     assert found(text, "name") == names
+
+
+@pytest.mark.parametrize(
+    ("text", "claims"),
+    [
+        ("no digits, quotes or links here", []),
+        (
+            "session deadbeef-dead-beef-dead-beefdeadbeef ended",
+            [("id", "deadbeef-dead-beef-dead-beefdeadbeef")],
+        ),
+        ("a well-known http site", []),
+        ("it's 'Red Lion' at http://pub.test", [("url", "http://pub.test"), ("name", "Red Lion")]),
+        ("gpt-4 costs 1200", [("number", "1200")]),
+    ],
+)
+def test_texts_without_the_characters_a_kind_needs_yield_the_same_claims(
+    text: str, claims: list[tuple[str, str]]
+) -> None:
+    """A pattern is skipped when its required characters are absent; the result is the same."""
+    assert [(claim.kind, claim.text) for claim in EXTRACT.from_text(text)] == claims
 
 
 def test_quoted_names_hide_the_numbers_inside_them() -> None:
@@ -157,6 +179,21 @@ def test_sources_support_values_written_differently(claim: Claim) -> None:
 )
 def test_sources_do_not_support_other_values(claim: Claim) -> None:
     assert not SOURCES.supports(claim)
+
+
+def test_sources_are_read_only_when_a_claim_needs_them_and_then_once() -> None:
+    read: list[str] = []
+
+    def texts() -> Iterator[str]:
+        read.append("history")
+        yield "Order ORD-12345, total 1200"
+
+    sources = Sources(texts())
+    assert sources.unsupported([]) == []
+    assert read == []
+    claims = EXTRACT.from_text("ORD-12345 for 1,200, not ORD-7777")
+    assert [claim.text for claim in sources.unsupported(claims)] == ["ORD-7777"]
+    assert read == ["history"]
 
 
 def test_unsupported_lists_each_value_once_in_order() -> None:

@@ -21,6 +21,7 @@ from onionskin import (
     ToolReturnPart,
     current_context,
 )
+from onionskin.middleware._signature_check import Signature
 from onionskin.middleware.guard_pipeline import MiddlewarePipeline
 from onionskin.middleware.hallucination import (
     HallucinationConfig,
@@ -459,6 +460,30 @@ async def test_tool_level_lets_a_good_call_through_unchanged() -> None:
     call = ToolCall(tool_name="add", args=("1",), kwargs={"b": 2}, tool=Target(add))
     assert (await guard().wrap_tool_call(call, terminal)).value == "ran"
     assert terminal.calls == [call]  # checked, not coerced: that is ValidationMiddleware's job
+
+
+async def test_tool_level_exact_scalars_skip_pydantic_and_other_arguments_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path: arguments of exactly the annotated builtin types need no pydantic run."""
+    validated: list[tuple[Any, ...]] = []
+    validate = Signature.validate
+
+    def spy(self: Signature, args: tuple[Any, ...], kwargs: Any, *, strict: bool) -> Any:
+        validated.append(args)
+        return validate(self, args, kwargs, strict=strict)
+
+    monkeypatch.setattr(Signature, "validate", spy)
+    for args, kwargs in [((1,), {"b": 2}), ((), {"a": 1}), ((1, 2), {})]:
+        call = ToolCall(tool_name="add", args=args, kwargs=kwargs, tool=Target(add))
+        assert (await guard().wrap_tool_call(call, Terminal())).value == "ran"
+    assert validated == []
+    lax = ToolCall(tool_name="add", args=("1",), tool=Target(add))
+    assert (await guard().wrap_tool_call(lax, Terminal())).value == "ran"
+    twice = ToolCall(tool_name="add", args=(1,), kwargs={"a": 2}, tool=Target(add))
+    with pytest.raises(HallucinationError, match="multiple values for argument 'a'"):
+        await guard().wrap_tool_call(twice, Terminal())
+    assert validated == [("1",), (1,)]
 
 
 async def test_tool_level_argument_checks_can_be_off_or_have_nothing_to_read() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import pickle
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 import pytest
@@ -429,3 +430,105 @@ def test_invalid_input_error_keeps_its_paths_through_pickling() -> None:
     error = InvalidInputError("bad", errors=(("address.zip", "Field required"),))
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.errors) == ("bad", (("address.zip", "Field required"),))
+
+
+# --- the fast path: exact builtin scalars --------------------------------------------------
+
+
+# Any: a parameter that takes anything, as an unannotated one does.
+def label(
+    name: str, count: int = 1, *, ratio: float = 1.0, flag: bool = False, note: Any = None
+) -> str:
+    return f"{name}:{count}:{ratio}:{flag}"
+
+
+async def test_exact_scalars_go_on_as_they_are_without_a_copy() -> None:
+    call = call_of(label, "a", count=2, ratio=0.5, flag=True, note=object())
+    answer = ToolResult(tool_name="label", value="a:2:0.5:True")
+    passed: list[ToolCall] = []
+
+    async def terminal(sent: ToolCall) -> ToolResult:
+        passed.append(sent)
+        return answer
+
+    assert await ValidationMiddleware().wrap_tool_call(call, terminal) is answer
+    assert passed == [call]
+    assert passed[0] is call
+
+
+class Name(str):
+    """A str subclass: pydantic hands back a plain str."""
+
+
+class Count(enum.IntEnum):
+    TWO = 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "coerced"),
+    [
+        ({"name": Name("a")}, "name", "a"),
+        ({"name": "a", "count": True}, "count", 1),
+        ({"name": "a", "count": Count.TWO}, "count", 2),
+        ({"name": "a", "ratio": 1}, "ratio", 1.0),
+        ({"name": "a", "flag": 1}, "flag", True),
+    ],
+)
+async def test_values_of_another_type_than_annotated_are_still_coerced(
+    kwargs: dict[str, Any], field: str, coerced: object
+) -> None:
+    terminal = Terminal()
+    await ValidationMiddleware().wrap_tool_call(call_of(label, **kwargs), terminal)
+    value = terminal.calls[0].kwargs[field]
+    assert (type(value), value) == (type(coerced), coerced)
+    assert type(kwargs[field]) is not type(coerced)  # the caller's values are untouched
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error"),
+    [
+        (("a",), {"name": "b"}, ("", "multiple values for argument 'name'")),
+        ((), {"count": 2}, ("name", "Field required")),
+        ((), {"name": "a", "colour": "red"}, ("colour", "Extra inputs are not permitted")),
+        (("a", 1, 2.0), {}, ("", "too many positional arguments")),
+        (
+            (),
+            {"name": "a", "count": "x"},
+            ("count", "Input should be a valid integer, unable to parse string as an integer"),
+        ),
+    ],
+)
+async def test_arguments_the_fast_path_cannot_vouch_for_are_still_refused(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: tuple[str, str]
+) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        await ValidationMiddleware().wrap_tool_call(call_of(label, *args, **kwargs), Terminal())
+    assert refused.value.errors == (error,)
+
+
+async def test_a_constrained_str_is_checked_even_when_its_value_is_a_str() -> None:
+    def code(value: Annotated[str, pydantic.Field(max_length=3)]) -> str:
+        return value
+
+    with pytest.raises(InvalidInputError) as refused:
+        await ValidationMiddleware().wrap_tool_call(call_of(code, value="toolong"), Terminal())
+    assert refused.value.errors == (("value", "String should have at most 3 characters"),)
+
+
+async def test_a_result_of_exactly_the_annotated_type_is_passed_on_as_it_is() -> None:
+    def count(text: str) -> int:
+        return len(text)
+
+    answer = ToolResult(tool_name="count", value=3)
+
+    async def exact(call: ToolCall) -> ToolResult:
+        return answer
+
+    async def flag(call: ToolCall) -> ToolResult:
+        return ToolResult(tool_name="count", value=True)
+
+    middleware = ValidationMiddleware(ValidationConfig(strict=True))
+    assert await middleware.wrap_tool_call(call_of(count, "abc"), exact) is answer
+    # A bool is no int in strict mode: the fast path does not hide that.
+    with pytest.raises(InvalidInputError, match="valid integer"):
+        await middleware.wrap_tool_call(call_of(count, "abc"), flag)

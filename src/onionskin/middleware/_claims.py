@@ -7,7 +7,8 @@ in the source is still found: numbers compare by value (`1,200` = `1200.00`), UR
 a trailing slash and with a lower-case host, ids and names case-insensitively.
 
 Hand-written regular expressions: no maintained library extracts these claims, and NER
-models are far too heavy for a guard on every model call.
+models are far too heavy for a guard on every model call. Over 200 lines: extraction and
+the sources' index share the patterns and keys; apart, each would import the other's privates.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ ClaimKind: TypeAlias = Literal["id", "url", "number", "name"]
 CLAIM_KINDS: tuple[ClaimKind, ...] = ("id", "url", "number", "name")
 
 _URL = re.compile(r"https?://[^\s<>\"'`()\[\]{}]+", re.IGNORECASE)
+_QUOTE_OPENERS = ('"', "\u201c", "\u2018", "'")  # what each branch of _QUOTED starts with
+_DIGIT = re.compile(r"\d")
 _URL_TAIL = ".,;:!?"
 _QUOTED = re.compile(
     r"\"([^\"\n]{2,80})\"|\u201c([^\u201d\n]{2,80})\u201d|\u2018([^\u2019\n]{2,80})\u2019"
@@ -83,6 +86,36 @@ def _take(pattern: re.Pattern[str], text: str) -> tuple[list[re.Match[str]], str
     return matches, text
 
 
+def _urls(text: str, claims: list[Claim]) -> str:
+    """Add the URLs in `text` to `claims`; `text` without them."""
+    urls, rest = _take(_URL, text)
+    for match in urls:
+        url = match.group().rstrip(_URL_TAIL)
+        claims.append(Claim("url", url, url_key(url)))
+    return rest
+
+
+def _names(text: str, claims: list[Claim]) -> str:
+    """Add the quoted names in `text` to `claims`; `text` without the quotations."""
+    quoted, rest = _take(_QUOTED, text)
+    for match in quoted:
+        name = next(group for group in match.groups() if group is not None).strip()
+        if any(char.isalpha() for char in name):
+            claims.append(Claim("name", name, _fold(name)))
+    return rest
+
+
+def _ids(text: str, claims: list[Claim], *, uuid_only: bool) -> str:
+    """Add the ids in `text` to `claims`; `text` without them (and without id-like words)."""
+    patterns = _IDS[:1] if uuid_only else _IDS
+    for pattern, least in zip(patterns, _ID_MIN_DIGITS, strict=False):
+        ids, text = _take(pattern, text)
+        for match in ids:
+            if sum(char.isdigit() for char in match.group()) >= least:
+                claims.append(Claim("id", match.group(), match.group().casefold()))
+    return text
+
+
 class ClaimExtractor:
     """Finds the claims of the chosen kinds in a text or a JSON value."""
 
@@ -96,22 +129,18 @@ class ClaimExtractor:
     def from_text(self, text: str) -> list[Claim]:
         """The claims in free text, in the order URLs, names, ids, numbers."""
         claims: list[Claim] = []
-        urls, rest = _take(_URL, text)
-        for match in urls:
-            url = match.group().rstrip(_URL_TAIL)
-            claims.append(Claim("url", url, url_key(url)))
-        quoted, rest = _take(_QUOTED, rest)
-        for match in quoted:
-            name = next(group for group in match.groups() if group is not None).strip()
-            if any(char.isalpha() for char in name):
-                claims.append(Claim("name", name, _fold(name)))
-        for pattern, digits in zip(_IDS, _ID_MIN_DIGITS, strict=True):
-            ids, rest = _take(pattern, rest)
-            for match in ids:
-                if sum(char.isdigit() for char in match.group()) >= digits:
-                    claims.append(Claim("id", match.group(), match.group().casefold()))
-        for match in _NUMBER.finditer(rest):
-            self._add_number(claims, match.group(), match.group(1) + (match.group(2) or ""))
+        # Fast paths (this runs on every model response): each pattern scans the whole text,
+        # and one whose required characters are absent cannot match, so it is not run. Ids
+        # other than a uuid, and numbers, need a digit; a uuid needs hyphens.
+        rest = _urls(text, claims) if "://" in text else text
+        if any(opener in rest for opener in _QUOTE_OPENERS):
+            rest = _names(rest, claims)
+        digits = _DIGIT.search(rest) is not None
+        if digits or "-" in rest:
+            rest = _ids(rest, claims, uuid_only=not digits)
+        if digits:
+            for match in _NUMBER.finditer(rest):
+                self._add_number(claims, match.group(), match.group(1) + (match.group(2) or ""))
         return [claim for claim in claims if claim.kind in self.kinds]
 
     def from_value(self, value: object) -> list[Claim]:
@@ -137,43 +166,54 @@ class ClaimExtractor:
             claims.append(Claim("number", written, key))
 
 
-class _Index:
-    """The sources' text folded for names and ids, and the keys of its URLs and numbers."""
-
-    __slots__ = ("folded", "numbers", "urls")
-
-    def __init__(self, text: str) -> None:
-        self.folded = _fold(text)
-        self.urls = {url_key(match.group()) for match in _URL.finditer(text)}
-        self.numbers = {number_key(match.group()) for match in _ANY_NUMBER.finditer(text)}
-
-
 class Sources:
     """The texts a run's claims may come from, indexed for lenient matching when first asked.
 
-    Most responses assert nothing worth checking: those never pay for the index.
+    Most responses assert nothing worth checking: those never read the texts. Each index
+    (URLs, numbers, folded text) is built when a claim of its kind is first asked about.
     """
 
-    __slots__ = ("_index", "_texts")
+    __slots__ = ("_folded", "_numbers", "_text", "_texts", "_urls")
 
     def __init__(self, texts: Iterable[str]) -> None:
-        self._texts = list(texts)
-        self._index: _Index | None = None
+        self._texts = texts
+        """Read when first needed, so it may be a lazy generator."""
+        self._text: str | None = None
+        self._folded: str | None = None
+        self._urls: set[str] | None = None
+        self._numbers: set[str | None] | None = None
 
     def supports(self, claim: Claim) -> bool:
         """Whether `claim`'s value occurs in the sources."""
-        index = self._index
-        if index is None:
-            index = self._index = _Index("\n".join(self._texts))
         if claim.kind == "url":
-            return claim.key in index.urls
+            return claim.key in self._url_keys()
         if claim.kind == "number":
-            return claim.key in index.numbers
+            return claim.key in self._number_keys()
+        if self._folded is None:
+            self._folded = _fold(self._joined())
         if claim.kind == "name":
-            return claim.key in index.folded
+            return claim.key in self._folded
         # An id matches whole: ORD-1 is not supported by ORD-12.
         pattern = rf"(?<![a-z0-9]){re.escape(claim.key)}(?![a-z0-9])"
-        return re.search(pattern, index.folded) is not None
+        return re.search(pattern, self._folded) is not None
+
+    def _joined(self) -> str:
+        if self._text is None:
+            self._text = "\n".join(self._texts)
+        return self._text
+
+    def _url_keys(self) -> set[str]:
+        if self._urls is None:
+            written = {match.group() for match in _URL.finditer(self._joined())}
+            self._urls = {url_key(url) for url in written}
+        return self._urls
+
+    def _number_keys(self) -> set[str | None]:
+        if self._numbers is None:
+            # Parsing is the costly part: each number as written once (results repeat them).
+            written = {match.group() for match in _ANY_NUMBER.finditer(self._joined())}
+            self._numbers = {number_key(number) for number in written}
+        return self._numbers
 
     def unsupported(self, claims: Iterable[Claim]) -> list[Claim]:
         """The claims no source supports, each value once, in order."""

@@ -8,7 +8,7 @@ alone is inspected against the tool it resolved to: it has no sources, so no val
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -18,7 +18,8 @@ from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall
 from onionskin.core.messages import Message, Part, ToolCallPart, ToolReturnPart
 from onionskin.middleware._claims import ClaimExtractor, Sources
 from onionskin.middleware._schema_check import check_arguments
-from onionskin.middleware._signature_check import error_paths, signature_of
+from onionskin.middleware._signature_cache import signature_of
+from onionskin.middleware._signature_check import error_paths
 from onionskin.runtime.tool import UnknownTool
 
 ClaimPlace: TypeAlias = Literal["answer", "tool_arguments"]
@@ -62,11 +63,11 @@ def _problems(problems: Sequence[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(f"{path or '(arguments)'}: {message}" for path, message in problems)
 
 
-def _source_texts(messages: Sequence[Message]) -> list[str]:
-    texts = [message.text for message in messages if message.role in ("user", "system")]
+def _source_texts(messages: Sequence[Message]) -> Iterator[str]:
+    # Lazy: `Sources` reads it only for a claim to check; most responses never walk the history.
+    yield from (message.text for message in messages if message.role in ("user", "system"))
     for message in messages:
-        texts += [part.content for part in message.parts if isinstance(part, ToolReturnPart)]
-    return texts
+        yield from (part.content for part in message.parts if isinstance(part, ToolReturnPart))
 
 
 def _answer_value(text: str) -> object:
@@ -124,17 +125,19 @@ class Detector:
         function = getattr(tool, "function", None)
         if not self.check_args or not callable(function):
             return []
+        signature = signature_of(function)
+        if signature.quick.admits(call.args, call.kwargs):  # fast path (guard overhead)
+            return []
         try:
-            signature_of(function).validate(call.args, call.kwargs, strict=False)
+            signature.validate(call.args, call.kwargs, strict=False)
         except (TypeError, pydantic.ValidationError) as error:
             problems = _problems(error_paths(error))
-        else:
-            return []
-        return [
-            HallucinationFinding(
-                kind="invalid_arguments", tool_name=name, values=problems, call_id=call_id
-            )
-        ]
+            return [
+                HallucinationFinding(
+                    kind="invalid_arguments", tool_name=name, values=problems, call_id=call_id
+                )
+            ]
+        return []
 
     def _check_requested(
         self, part: ToolCallPart, schemas: Mapping[str, Mapping[str, Any]]

@@ -3,14 +3,14 @@
 What `pydantic.validate_call` does, but split in two: validating here, calling later (the
 tool-call chain does), so a guard can check a call and hand on the coerced arguments in the
 shape the caller gave them (positional stay positional). A `RunContext` parameter is
-skipped: the runtime fills it in.
+skipped: the runtime fills it in. A `Signature`'s `quick` plan lets the guards skip
+pydantic for the common call; `_signature_cache.signature_of` builds one per function.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
 import pydantic
@@ -18,6 +18,7 @@ from pydantic.errors import PydanticSchemaGenerationError
 
 from onionskin.core.context import RunContext
 from onionskin.core.errors import ConfigError
+from onionskin.middleware._quick_arguments import QuickPlan
 
 _LENIENT = pydantic.ConfigDict(arbitrary_types_allowed=True)
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -53,6 +54,7 @@ class Signature:
         "keywords",
         "model",
         "positional",
+        "quick",
         "returns",
         "signature",
         "var_keyword",
@@ -94,6 +96,8 @@ class Signature:
             raise ConfigError(
                 f"cannot validate the arguments or result of {function!r}: {error}"
             ) from error
+        self.quick = QuickPlan(self.signature, self.context)
+        """When the arguments or result certainly validate unchanged, pydantic is skipped."""
 
     def _register(self, param: inspect.Parameter, hint: Any) -> tuple[Any, Any]:
         """The field type and default of `param` (Any: user annotations and defaults)."""
@@ -150,20 +154,6 @@ class Signature:
             for key, value in kwargs.items()
         }
         return tuple(new_args), new_kwargs
-
-
-@lru_cache(maxsize=512)
-def _cached(function: Callable[..., Any]) -> Signature:
-    return Signature(function)
-
-
-def signature_of(function: Callable[..., Any]) -> Signature:
-    """The `Signature` of `function`, built once per function (unhashable ones every time)."""
-    try:
-        hash(function)
-    except TypeError:  # a callable object that defines __eq__ without __hash__
-        return Signature(function)
-    return _cached(function)
 
 
 def model_values(

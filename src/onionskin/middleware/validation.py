@@ -7,6 +7,7 @@ check. A failure raises `InvalidInputError` with a dotted path per problem. Vali
 pydantic's lax mode (`"42"` is an `int`) unless `strict`; with `coerce` (the default) the
 tool gets the coerced arguments, in a copy of the call and in the shape the caller gave
 them, and the caller gets the coerced value: the tool sees exactly the types it declared.
+A call or result that coercion would not change goes on as it is, without a copy.
 
 Model level, with `model_output`: a final answer (no tool calls) must be JSON valid against
 it, optionally inside a Markdown code fence; otherwise the model is asked again with the
@@ -29,11 +30,11 @@ from onionskin.core.errors import ConfigError, InvalidInputError
 from onionskin.core.messages import Message
 from onionskin.middleware._answer_format import AnswerFormat
 from onionskin.middleware._config import require_bool, require_int
+from onionskin.middleware._signature_cache import signature_of
 from onionskin.middleware._signature_check import (
     Signature,
     error_paths,
     model_values,
-    signature_of,
     type_adapter,
 )
 
@@ -105,11 +106,8 @@ class ValidationMiddleware:
             raise ConfigError(f"config must be a ValidationConfig, got {config!r}")
         self.config = config = config or ValidationConfig()
         self._output = None if config.output_model is None else type_adapter(config.output_model)
-        self._answer = (
-            None
-            if config.model_output is None
-            else AnswerFormat(config.model_output, strict=config.strict)
-        )
+        answer = config.model_output
+        self._answer = None if answer is None else AnswerFormat(answer, strict=config.strict)
 
     async def wrap_tool_call(
         self, call: ToolCall, next: Callable[[ToolCall], Awaitable[ToolResult]]
@@ -126,6 +124,11 @@ class ValidationMiddleware:
 
     def _checked_call(self, call: ToolCall, signature: Signature | None) -> ToolCall:
         config = self.config
+        # Fast path (guard overhead): exact builtin scalars pass pydantic as they are, so such
+        # a call is valid and a coerced copy would equal it.
+        quick = None if signature is None or config.input_model is not None else signature.quick
+        if quick is not None and quick.admits(call.args, call.kwargs):
+            return call
         try:
             if config.input_model is not None:
                 values = model_values(
@@ -152,7 +155,11 @@ class ValidationMiddleware:
     def _checked_result(
         self, call: ToolCall, result: ToolResult, signature: Signature | None
     ) -> ToolResult:
-        adapter = self._output or (signature.returns if signature is not None else None)
+        adapter = self._output
+        if adapter is None and signature is not None:
+            if signature.quick.keeps(result.value):  # a fast path, as for the arguments
+                return result
+            adapter = signature.returns
         if adapter is None:
             return result
         try:
