@@ -6,9 +6,7 @@ move, so its `advance` really waits: recovery timeouts here are a few millisecon
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -17,6 +15,8 @@ from onionskin.stores._redis import RedisScripts
 from onionskin.stores.circuit import CircuitPolicy, CircuitStore, MemoryCircuitStore
 from onionskin.stores.redis_circuit import RedisCircuitStore
 from onionskin.testing import FakeClock
+from tests.contract._backends import Backend as _Backend
+from tests.contract._backends import open_backend
 
 RECOVERY = 0.1
 SLACK = 0.05
@@ -24,29 +24,15 @@ SLACK = 0.05
 POLICY = CircuitPolicy(failure_threshold=2, recovery_timeout=RECOVERY, half_open_max_calls=1)
 
 
-@dataclass
-class Backend:
-    store: CircuitStore
-    advance: Callable[[float], Awaitable[None]]
+Backend = _Backend[CircuitStore]
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        clock = FakeClock()
-
-        async def advance(seconds: float) -> None:
-            clock.advance(seconds)
-
-        yield Backend(MemoryCircuitStore(clock), advance)
-        return
-    url: str = request.getfixturevalue("redis_url")
-    prefix: str = request.getfixturevalue("redis_prefix")
-    scripts = RedisScripts.from_url(url, prefix=prefix)
-    yield Backend(RedisCircuitStore(scripts), asyncio.sleep)
-    async for key in scripts.client.scan_iter(match=f"{prefix}:*"):
-        await scripts.client.delete(key)
-    await scripts.aclose()
+    memory: Callable[[FakeClock], CircuitStore] = MemoryCircuitStore
+    redis: Callable[[RedisScripts], CircuitStore] = RedisCircuitStore
+    async for opened in open_backend(request, memory, redis):
+        yield opened
 
 
 async def fail(store: CircuitStore, key: str = "tool:x", policy: CircuitPolicy = POLICY) -> None:

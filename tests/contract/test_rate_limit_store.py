@@ -6,10 +6,8 @@ move, so its `advance` really waits. Those waits are milliseconds: rates are cho
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -18,34 +16,22 @@ from onionskin.stores._redis import RedisScripts
 from onionskin.stores.rate_limit import Charge, MemoryRateLimitStore, RateLimitStore
 from onionskin.stores.redis_rate_limit import RedisRateLimitStore
 from onionskin.testing import FakeClock
+from tests.contract._backends import Backend as _Backend
+from tests.contract._backends import open_backend
 
 SLACK = 0.05
 """Seconds of real time a Redis round trip may add to a computed wait."""
 
 
-@dataclass
-class Backend:
-    store: RateLimitStore
-    advance: Callable[[float], Awaitable[None]]
+Backend = _Backend[RateLimitStore]
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        clock = FakeClock()
-
-        async def advance(seconds: float) -> None:
-            clock.advance(seconds)
-
-        yield Backend(MemoryRateLimitStore(clock), advance)
-        return
-    url: str = request.getfixturevalue("redis_url")
-    prefix: str = request.getfixturevalue("redis_prefix")
-    scripts = RedisScripts.from_url(url, prefix=prefix)
-    yield Backend(RedisRateLimitStore(scripts), asyncio.sleep)
-    async for key in scripts.client.scan_iter(match=f"{prefix}:*"):
-        await scripts.client.delete(key)
-    await scripts.aclose()
+    memory: Callable[[FakeClock], RateLimitStore] = MemoryRateLimitStore
+    redis: Callable[[RedisScripts], RateLimitStore] = RedisRateLimitStore
+    async for opened in open_backend(request, memory, redis):
+        yield opened
 
 
 def charge(key: str, *, rate: float = 1.0, burst: float = 3.0, cost: float = 1.0) -> Charge:
@@ -161,6 +147,16 @@ async def test_bad_charges_are_refused_and_change_nothing(backend: Backend) -> N
         await store.adjust([charge("a", burst=1, cost=5), charge("a", burst=1, cost=5)])
     assert (await store.acquire([charge("a", burst=1)])).allowed
     assert (await store.acquire([charge("b", burst=1)])).allowed
+
+
+async def test_a_single_negative_charge_is_refused_and_changes_nothing(backend: Backend) -> None:
+    """The common one-charge acquisition is checked as strictly as several."""
+    store = backend.store
+    assert (await store.acquire([charge("a", burst=2)])).allowed
+    with pytest.raises(ValueError, match="adjust"):
+        await store.acquire([charge("a", burst=2, cost=-1)])
+    assert (await store.acquire([charge("a", burst=2)])).allowed
+    assert not (await store.acquire([charge("a", burst=2)])).allowed
 
 
 @pytest.mark.parametrize(
