@@ -18,7 +18,7 @@ from onionskin import (
     ToolResult,
 )
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
-from onionskin.stores.circuit import MemoryCircuitStore
+from onionskin.stores.circuit import CircuitAdmission, CircuitPolicy, MemoryCircuitStore, Outcome
 from onionskin.stores.redis_circuit import RedisCircuitStore
 from onionskin.testing import FakeClock, tool_call
 from tests.conftest import OrchestratorFactory
@@ -350,3 +350,85 @@ async def test_a_call_admitted_before_the_circuit_opened_does_not_close_it() -> 
     release.set()
     assert await old == "late success"
     assert await breaker.state("tool:x") == "open"
+
+
+async def test_only_a_failure_is_recorded_under_a_shield(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Successes pay no task; a failure's record stays safe from a second cancellation."""
+    shielded: list[object] = []
+    real_shield = asyncio.shield
+
+    def counting_shield(awaitable: Any) -> Any:
+        shielded.append(awaitable)
+        return real_shield(awaitable)
+
+    monkeypatch.setattr(asyncio, "shield", counting_shield)
+    breaker = CircuitBreakerMiddleware(CircuitBreakerConfig(failure_threshold=2), clock=FakeClock())
+
+    async def working(call: Any) -> str:
+        return "up"
+
+    async def failing(call: Any) -> str:
+        raise ConnectionError("down")
+
+    for _ in range(3):
+        assert await breaker._guard("tool:x", working, None) == "up"
+    assert shielded == []
+    with pytest.raises(ConnectionError):
+        await breaker._guard("tool:x", failing, None)
+    assert len(shielded) == 1
+
+
+async def test_healthy_circuits_keep_no_state_in_memory() -> None:
+    store = MemoryCircuitStore(FakeClock())
+    breaker = CircuitBreakerMiddleware(
+        CircuitBreakerConfig(failure_threshold=2, ignore=(ValueError,)), store=store
+    )
+
+    async def working(call: Any) -> str:
+        return "up"
+
+    async def ignored(call: Any) -> str:
+        raise ValueError("not the callee's fault")
+
+    async def failing(call: Any) -> str:
+        raise ConnectionError("down")
+
+    for name in ("a", "b", "c"):
+        assert await breaker._guard(f"tool:{name}", working, None) == "up"
+        with pytest.raises(ValueError, match="callee"):
+            await breaker._guard(f"tool:{name}", ignored, None)
+    assert store._circuits == {}
+    for _ in range(2):  # a failure on a stateless circuit still counts from zero
+        with pytest.raises(ConnectionError):
+            await breaker._guard("tool:a", failing, None)
+    assert await breaker.state("tool:a") == "open"
+    assert await breaker.state("tool:b") == "closed"
+
+
+async def test_a_memory_store_subclass_is_asked_through_its_own_methods() -> None:
+    """The memory store's no-await path must not bypass a subclass that overrides it."""
+
+    class Counting(MemoryCircuitStore):
+        def __init__(self, clock: FakeClock) -> None:
+            super().__init__(clock)
+            self.asked: list[str] = []
+
+        async def admit(self, key: str, policy: CircuitPolicy) -> CircuitAdmission:
+            self.asked.append("admit")
+            return await super().admit(key, policy)
+
+        async def record(
+            self, key: str, policy: CircuitPolicy, outcome: Outcome, *, probe: bool
+        ) -> None:
+            self.asked.append(outcome)
+            await super().record(key, policy, outcome, probe=probe)
+
+    store = Counting(FakeClock())
+    breaker = CircuitBreakerMiddleware(store=store)
+    call = ToolCall(tool_name="lookup")
+
+    async def working(call: ToolCall) -> ToolResult:
+        return ToolResult(tool_name=call.tool_name, value=1)
+
+    assert (await breaker.wrap_tool_call(call, working)).value == 1
+    assert store.asked == ["admit", "success"]

@@ -23,7 +23,12 @@ from onionskin import (
     ToolResult,
     Usage,
 )
-from onionskin.middleware.rate_limit import RateLimit, RateLimitConfig, RateLimiterMiddleware
+from onionskin.middleware.rate_limit import (
+    _CACHED_CHARGES,
+    RateLimit,
+    RateLimitConfig,
+    RateLimiterMiddleware,
+)
 from onionskin.runtime.models._estimate import estimate_tokens
 from onionskin.runtime.models.scripted import ScriptItem
 from onionskin.stores.rate_limit import Admission, Charge, MemoryRateLimitStore
@@ -174,6 +179,66 @@ async def test_tenants_users_and_the_global_bucket_are_keyed_apart(
         ["global:all-calls", "tenant:acme:user:bob:tool-calls"],
         ["global:all-calls", "tenant:acme:model-calls"],
     ]
+
+
+async def test_remembered_charges_never_cross_tenants_or_users(
+    orchestrator_factory: OrchestratorFactory,
+) -> None:
+    """The limiter reuses a call's charge per bucket key: each tenant and user keeps its own."""
+    clock = FakeClock()
+    limiter = RateLimiterMiddleware(
+        [
+            RateLimit(rate=0.01, burst=1, per="tool"),
+            RateLimit(rate=0.01, burst=2, per="user", applies_to="tool"),
+        ],
+        clock=clock,
+    )
+    orchestrator = orchestrator_factory(calling_lookup, middleware=[limiter], tools=[lookup])
+    acme_bob = TenantContext(tenant_id="acme", user_id="bob")
+    globex_bob = TenantContext(tenant_id="globex", user_id="bob")
+
+    for tenant in (acme_bob, globex_bob):
+        assert (await orchestrator.execute("go", context=tenant)).output == "done"
+    for tenant in (acme_bob, globex_bob):
+        with pytest.raises(RateLimitExceededError) as refused:
+            await orchestrator.execute("go", context=tenant)
+        assert refused.value.key == f"tenant:{tenant.tenant_id}:tool:lookup:tool-calls"
+
+
+async def test_remembered_charges_are_bounded_and_keep_their_keys() -> None:
+    clock = FakeClock()
+    store = SpyStore(clock)
+    limiter = RateLimiterMiddleware(RateLimit(rate=1, per="tool"), store=store, clock=clock)
+    names = [f"tool{index}" for index in range(_CACHED_CHARGES + 10)]
+    for name in names:
+        await limiter.wrap_tool_call(tool_call_of(name), answer)
+    clock.advance(1)  # the first bucket is full again, but its charge was forgotten
+    await limiter.wrap_tool_call(tool_call_of(names[0]), answer)
+    keys = [charges[0].key for charges in store.acquired]
+    assert keys == [f"tenant:-:tool:{name}:tool-calls" for name in [*names, names[0]]]
+    [bucket] = limiter._buckets["tool"]
+    assert len(bucket._charges) <= _CACHED_CHARGES
+
+
+async def test_a_memory_store_subclass_is_asked_through_its_own_acquire() -> None:
+    """The memory store's no-await path must not bypass a subclass that overrides acquire."""
+
+    class Counting(MemoryRateLimitStore):
+        def __init__(self, clock: FakeClock) -> None:
+            super().__init__(clock)
+            self.calls = 0
+
+        async def acquire(self, charges: Sequence[Charge]) -> Admission:
+            self.calls += 1
+            return await super().acquire(charges)
+
+    clock = FakeClock()
+    store = Counting(clock)
+    limiter = RateLimiterMiddleware(RateLimit(rate=1, burst=1), store=store, clock=clock)
+    await limiter.wrap_tool_call(tool_call_of(), answer)
+    with pytest.raises(RateLimitExceededError):
+        await limiter.wrap_tool_call(tool_call_of(), answer)
+    assert store.calls == 2
 
 
 async def test_a_refusal_by_one_limit_takes_nothing_from_the_others() -> None:

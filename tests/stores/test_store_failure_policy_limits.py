@@ -31,6 +31,7 @@ from onionskin.stores.circuit import (
     CircuitPolicy,
     MemoryCircuitStore,
     Outcome,
+    State,
 )
 from onionskin.stores.rate_limit import Admission, Charge, MemoryRateLimitStore, RateLimitStore
 from onionskin.stores.redis_circuit import RedisCircuitStore
@@ -250,3 +251,59 @@ async def test_a_fail_open_breaker_neither_counts_nor_records_while_its_store_is
     with caplog.at_level(logging.WARNING, logger=GUARD_LOGGER):
         assert (await breaker.wrap_tool_call(lookup_call(), Callee())).value == "ok"
     assert len(warnings(caplog)) == 1  # the outage, and no failed attempt to record
+
+
+class Outage:
+    """Memory stores that raise `StoreError` while `down` is set."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.limits = MemoryRateLimitStore(FakeClock())
+        self.circuits = MemoryCircuitStore(FakeClock())
+
+    def check(self) -> None:
+        if self.down:
+            raise StoreError("redis: ConnectionError: refused")
+
+    async def acquire(self, charges: Sequence[Charge]) -> Admission:
+        self.check()
+        return await self.limits.acquire(charges)
+
+    async def adjust(self, charges: Sequence[Charge]) -> None:
+        self.check()
+        await self.limits.adjust(charges)
+
+    async def admit(self, key: str, policy: CircuitPolicy) -> CircuitAdmission:
+        self.check()
+        return await self.circuits.admit(key, policy)
+
+    async def record(
+        self, key: str, policy: CircuitPolicy, outcome: Outcome, *, probe: bool
+    ) -> None:
+        self.check()
+        await self.circuits.record(key, policy, outcome, probe=probe)
+
+    async def state(self, key: str) -> State:
+        self.check()
+        return await self.circuits.state(key)
+
+
+@pytest.mark.parametrize("guard", ["rate_limiter", "circuit_breaker"])
+async def test_a_fail_open_guard_logs_each_outage_once_and_again_after_a_recovery(
+    guard: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Outage()
+    middleware: RateLimiterMiddleware | CircuitBreakerMiddleware
+    if guard == "rate_limiter":
+        middleware = limiter(store, fail_open=True)
+    else:
+        middleware = CircuitBreakerMiddleware(CircuitBreakerConfig(fail_open=True), store=store)
+    callee = Callee()
+    with caplog.at_level(logging.WARNING, logger=GUARD_LOGGER):
+        for down in (True, True, False, False, True, True):
+            store.down = down
+            assert (await middleware.wrap_tool_call(lookup_call(), callee)).value == "ok"
+    assert callee.calls == 6
+    logged = warnings(caplog)
+    assert len(logged) == 2
+    assert all(guard in message for message in logged)

@@ -20,7 +20,11 @@ logger = logging.getLogger("onionskin.guards")
 
 
 class StorePolicy:
-    """Runs a guard's store operations under its failure policy."""
+    """Runs a guard's store operations under its failure policy.
+
+    Guards on a hot path await the store themselves and call `succeeded` or `failed`:
+    `run` wraps the operation in one more coroutine, which every admitted call would pay.
+    """
 
     __slots__ = ("_outage_logged", "fail_open", "guard")
 
@@ -34,16 +38,27 @@ class StorePolicy:
         try:
             result = await operation
         except StoreError as error:
-            if not self.fail_open:
-                raise GuardStoreError(self.guard, str(error)) from error
-            if not self._outage_logged:
-                self._outage_logged = True
-                logger.warning(
-                    "%s: store failed (%s); failing open, calls go through unguarded "
-                    "until it is back",
-                    self.guard,
-                    error,
-                )
-            return when_open
+            return self.failed(error, when_open=when_open)
         self._outage_logged = False
         return result
+
+    def succeeded(self) -> None:
+        """Note that the store answered: a later outage is logged again."""
+        self._outage_logged = False
+
+    def failed(self, error: StoreError, *, when_open: T) -> T:
+        """Handle a store failure: raise `GuardStoreError` (fail closed) or return `when_open`.
+
+        Raises:
+            GuardStoreError: when the guard fails closed, chained to `error`.
+        """
+        if not self.fail_open:
+            raise GuardStoreError(self.guard, str(error)) from error
+        if not self._outage_logged:
+            self._outage_logged = True
+            logger.warning(
+                "%s: store failed (%s); failing open, calls go through unguarded until it is back",
+                self.guard,
+                error,
+            )
+        return when_open

@@ -105,6 +105,7 @@ class CircuitBreakerMiddleware:
             recovery_timeout=self.config.recovery_timeout,
             half_open_max_calls=self.config.half_open_max_calls,
         )
+        self._per_tenant = self.config.per == "tenant_target"
 
     async def state(self, key: str) -> State:
         """The state of circuit `key` (`"model:gpt-4o"`, `"tool:lookup"`, ...) right now.
@@ -115,7 +116,7 @@ class CircuitBreakerMiddleware:
         return await self.store.state(key)
 
     def _key(self, kind: str, name: str) -> str:
-        if self.config.per == "target":
+        if not self._per_tenant:
             return f"{kind}:{name}"
         ctx = current_context_or_none()
         tenant = ctx.tenant_id if ctx is not None else None
@@ -139,9 +140,24 @@ class CircuitBreakerMiddleware:
             # The call has ended: its result or its own error matters more than the count.
             logger.warning("circuit_breaker: could not record a %s (%s)", outcome, store_error)
 
+    async def _admit(self, key: str) -> CircuitAdmission:
+        try:
+            admission = await self.store.admit(key, self._settings)
+        except StoreError as error:
+            return self._policy.failed(error, when_open=_UNGUARDED)
+        self._policy.succeeded()
+        return admission
+
     async def _guard(self, key: str, next: Callable[[T], Awaitable[R]], call: T) -> R:
-        operation = self.store.admit(key, self._settings)
-        admission = await self._policy.run(operation, when_open=_UNGUARDED)
+        # The memory store answers without awaiting: an admitted call then pays no coroutine
+        # to the store. Other stores, and every failure, take the general path. The type
+        # exactly: a subclass may override `admit` or `record`, and must be asked through them.
+        store = self.store
+        memory = store if type(store) is MemoryCircuitStore else None
+        if memory is not None:
+            admission = memory.admit_nowait(key, self._settings)
+        else:
+            admission = await self._admit(key)
         if not admission.allowed:
             raise CircuitOpenError(key, admission.retry_after)
         if admission is _UNGUARDED:
@@ -152,7 +168,10 @@ class CircuitBreakerMiddleware:
             # Shielded: a second cancellation must not lose a probe's slot half-way.
             await asyncio.shield(self._record(key, admission, error))
             raise
-        await self._record(key, admission, None)
+        if memory is not None:
+            memory.record_nowait(key, self._settings, "success", probe=admission.probe)
+        else:
+            await self._record(key, admission, None)
         return result
 
     async def wrap_model_call(

@@ -25,7 +25,7 @@ from typing import Literal, TypeAlias
 
 from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall, ToolResult
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
-from onionskin.core.context import current_context_or_none
+from onionskin.core.context import RunContext, current_context_or_none
 from onionskin.core.errors import ConfigError, InvalidInputError, RateLimitExceededError, StoreError
 from onionskin.middleware._config import require_bool, require_choice, require_int, require_positive
 from onionskin.middleware._store_policy import StorePolicy
@@ -47,6 +47,8 @@ Kinds: TypeAlias = Literal["all", "model", "tool"]
 logger = logging.getLogger("onionskin.guards")
 _PERS: tuple[Per, ...] = ("global", "tenant", "user", "tool", "model")
 _UNGUARDED = Admission(allowed=True)  # the store failed open: nothing to reconcile
+_CACHED_CHARGES = 1024
+"""Call charges one bucket remembers (by tenant and name) before it starts again from none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,22 +163,58 @@ def _as_config(value: object) -> RateLimitConfig:
     raise ConfigError(f"config must be a RateLimitConfig or RateLimit(s), got {value!r}")
 
 
-def _scope(limit: RateLimit, kind: str, name: str) -> str | None:
-    ctx = current_context_or_none()
-    tenant = f"tenant:{(ctx.tenant_id if ctx else None) or '-'}"
-    per = limit.per
-    if callable(per):
-        custom: object = per(kind, name)
-        if custom is None:
-            return None
-        if not isinstance(custom, str) or not custom:
-            raise ConfigError(f"RateLimit.per key function returned {custom!r}, not a key")
-        return f"{tenant}:key:{custom}"
-    if per == "global":
-        return "global"
-    if per == "user":
-        return f"{tenant}:user:{(ctx.user_id if ctx else None) or '-'}"
-    return tenant if per == "tenant" else f"{tenant}:{per}:{name}"
+class _Bucket:
+    """One limit as every call meets it: what can be worked out once is, at construction."""
+
+    __slots__ = ("_charges", "burst", "custom", "label", "per", "rate", "tokens")
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.per = limit.per
+        self.custom = limit.per if callable(limit.per) else None
+        self.label = limit.label
+        self.rate = limit.rate
+        self.burst = limit.capacity
+        self.tokens = limit.unit == "tokens"
+        # Call charges by (tenant, name, user or custom key): building the key string and
+        # the Charge (which checks its fields) cost more than the rest of an admission.
+        # Bounded, as tenants and names are many.
+        self._charges: dict[tuple[str, str], Charge] = {}
+
+    def charge(self, ctx: RunContext | None, kind: str, name: str, tokens: int) -> Charge | None:
+        """What this call takes from its bucket; None leaves the call unlimited."""
+        tenant = (ctx.tenant_id if ctx else None) or "-"
+        if self.custom is not None:
+            custom: object = self.custom(kind, name)
+            if custom is None:
+                return None
+            if not isinstance(custom, str) or not custom:
+                raise ConfigError(f"RateLimit.per key function returned {custom!r}, not a key")
+            part = custom
+        elif self.per == "user":
+            part = (ctx.user_id if ctx else None) or "-"
+        else:
+            part = name  # unused by the key for "global" and "tenant": one entry per name
+        if self.tokens:
+            return Charge(
+                key=self._key(tenant, part), rate=self.rate, burst=self.burst, cost=tokens
+            )
+        charge = self._charges.get((tenant, part))
+        if charge is None:
+            if len(self._charges) >= _CACHED_CHARGES:
+                self._charges.clear()
+            charge = Charge(key=self._key(tenant, part), rate=self.rate, burst=self.burst, cost=1)
+            self._charges[tenant, part] = charge
+        return charge
+
+    def _key(self, tenant: str, part: str) -> str:
+        per, label = self.per, self.label
+        if self.custom is not None:
+            return f"tenant:{tenant}:key:{part}:{label}"
+        if per == "global":
+            return f"global:{label}"
+        if per == "tenant":
+            return f"tenant:{tenant}:{label}"
+        return f"tenant:{tenant}:{per}:{part}:{label}"
 
 
 class RateLimiterMiddleware:
@@ -199,28 +237,45 @@ class RateLimiterMiddleware:
         self.clock = clock
         self.store: RateLimitStore = store if store is not None else MemoryRateLimitStore(clock)
         self._policy = StorePolicy("rate_limiter", fail_open=self.config.fail_open)
+        limits = self.config.limits
+        self._weighed = any(limit.unit == "tokens" for limit in limits)
+        self._buckets: dict[str, tuple[_Bucket, ...]] = {
+            kind: tuple(_Bucket(x) for x in limits if x.kinds in ("all", kind))
+            for kind in ("model", "tool")
+        }
 
-    def _charges(self, kind: str, name: str, tokens: int) -> list[tuple[RateLimit, Charge]]:
-        charges = []
-        for limit in self.config.limits:
-            if limit.kinds not in ("all", kind):
-                continue
-            scope = _scope(limit, kind, name)
-            if scope is not None:
-                cost = tokens if limit.unit == "tokens" else 1
-                key = f"{scope}:{limit.label}"
-                charges.append(
-                    (limit, Charge(key=key, rate=limit.rate, burst=limit.capacity, cost=cost))
-                )
+    def _charges(
+        self, kind: str, name: str, tokens: int = 0, reserved: list[Charge] | None = None
+    ) -> list[Charge]:
+        """This call's charges; those that reserve tokens also go to `reserved`."""
+        ctx = current_context_or_none()
+        charges: list[Charge] = []
+        for bucket in self._buckets[kind]:
+            charge = bucket.charge(ctx, kind, name, tokens)
+            if charge is not None:
+                charges.append(charge)
+                if bucket.tokens and reserved is not None:
+                    reserved.append(charge)
         return charges
+
+    def _admitted_at_once(self, charges: Sequence[Charge]) -> bool:
+        # The memory store answers without a coroutine; a refusal (which took nothing) goes
+        # on to `_admit`, whose loop asks again, waits or refuses: that path need not be fast.
+        # The type exactly: a subclass may override `acquire`, and must be asked through it.
+        store = self.store
+        return type(store) is MemoryRateLimitStore and store.acquire_nowait(charges).allowed
 
     async def _admit(self, charges: Sequence[Charge]) -> Admission:
         if not charges:
             return ADMITTED
         started = self.clock.monotonic()
         while True:
-            operation = self.store.acquire(charges)
-            admission = await self._policy.run(operation, when_open=_UNGUARDED)
+            # Awaited here, not through `StorePolicy.run`: one coroutine less per call.
+            try:
+                admission = await self.store.acquire(charges)
+            except StoreError as error:
+                return self._policy.failed(error, when_open=_UNGUARDED)
+            self._policy.succeeded()
             if admission.allowed:
                 return admission
             waited = self.clock.monotonic() - started
@@ -254,11 +309,12 @@ class RateLimiterMiddleware:
         self, request: ModelRequest, next: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse:
         """Admit one model call; with token limits, reserve its estimate and reconcile after."""
-        weighed = any(x.unit == "tokens" for x in self.config.limits)
-        estimate = self._estimate(request) if weighed else 0
-        planned = self._charges("model", request.model.name, estimate)
-        admission = await self._admit([charge for _, charge in planned])
-        reserved = [charge for limit, charge in planned if limit.unit == "tokens"]
+        estimate = self._estimate(request) if self._weighed else 0
+        reserved: list[Charge] = []
+        charges = self._charges("model", request.model.name, estimate, reserved)
+        admission = ADMITTED
+        if charges and not self._admitted_at_once(charges):
+            admission = await self._admit(charges)
         if not reserved or admission is _UNGUARDED:
             return await next(request)
         try:
@@ -274,6 +330,7 @@ class RateLimiterMiddleware:
         self, call: ToolCall, next: Callable[[ToolCall], Awaitable[ToolResult]]
     ) -> ToolResult:
         """Admit one tool call."""
-        planned = self._charges("tool", call.tool_name, 0)
-        await self._admit([charge for _, charge in planned])
+        charges = self._charges("tool", call.tool_name)
+        if charges and not self._admitted_at_once(charges):
+            await self._admit(charges)
         return await next(call)

@@ -33,7 +33,9 @@ _SWEEP_EVERY = 1024
 
 def _finite(value: object) -> float | None:
     # Typed as object: a store may be called with values that never met a type checker.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # A tuple, not `int | float`: that union is built anew on every call, and every Charge
+    # checks three numbers.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
@@ -99,16 +101,25 @@ def check_charges(charges: Sequence[Charge], *, acquiring: bool) -> None:
     Raises:
         ValueError: naming the bad charge; no bucket was touched.
     """
+    if len(charges) == 1:
+        # The common case (one limit) needs no set to find duplicates in.
+        if acquiring and charges[0].cost < 0:
+            _refuse_negative(charges[0])
+        return
     seen: set[str] = set()
     for charge in charges:
         if charge.key in seen:
             raise ValueError(f"bucket {charge.key!r} is charged twice in one operation")
         seen.add(charge.key)
         if acquiring and charge.cost < 0:
-            raise ValueError(
-                f"acquire needs costs >= 0, got {charge.cost!r} for {charge.key!r}; "
-                "give tokens back with adjust"
-            )
+            _refuse_negative(charge)
+
+
+def _refuse_negative(charge: Charge) -> None:
+    raise ValueError(
+        f"acquire needs costs >= 0, got {charge.cost!r} for {charge.key!r}; "
+        "give tokens back with adjust"
+    )
 
 
 def plan_acquire(
@@ -121,12 +132,14 @@ def plan_acquire(
     new_tats: list[float] = []
     refused_key, longest = None, 0.0
     for charge in charges:
-        if charge.cost > charge.burst:
+        cost, rate = charge.cost, charge.rate
+        if cost > charge.burst:
             wait = math.inf  # could never fit, however long the caller waits
             new_tat = now
         else:
-            new_tat = _start(tat_of(charge.key), now) + charge.cost / charge.rate
-            wait = new_tat - charge.burst / charge.rate - now
+            tat = tat_of(charge.key)
+            new_tat = (now if tat is None or tat < now else tat) + cost / rate  # see _start
+            wait = new_tat - charge.burst / rate - now
         if wait > TOLERANCE and wait > longest:
             refused_key, longest = charge.key, wait
         new_tats.append(new_tat)
@@ -141,8 +154,9 @@ def adjusted_tat(tat: float | None, now: float, charge: Charge) -> float:
 
 
 def _start(tat: float | None, now: float) -> float:
-    # A TAT in the past means a full bucket: it counts from now, not from then.
-    return now if tat is None else max(tat, now)
+    # A TAT in the past means a full bucket: it counts from now, not from then. Written out
+    # in `plan_acquire`'s loop (a call per charge), and not as max() (a builtin call).
+    return now if tat is None or tat < now else tat
 
 
 class MemoryRateLimitStore:
@@ -157,27 +171,51 @@ class MemoryRateLimitStore:
         self._tats: dict[str, float] = {}
         self._writes = 0
 
+    def acquire_nowait(self, charges: Sequence[Charge]) -> Admission:
+        """`acquire` without awaiting: memory has nothing to wait for.
+
+        Guards call this on their hot path to spare every admitted call a coroutine.
+
+        Raises:
+            ValueError: for a duplicate key or a negative cost; no bucket was touched.
+        """
+        if len(charges) != 1 or charges[0].cost < 0:
+            check_charges(charges, acquiring=True)  # one charge costing >= 0 always passes
+        now = self._clock.monotonic()
+        tats = self._tats
+        admission, new_tats = plan_acquire(charges, now, tats.get)
+        # enumerate, not zip(strict=False): a keyword argument sends zip down a slow path.
+        for index, tat in enumerate(new_tats):
+            charge = charges[index]
+            if tat > now:
+                tats[charge.key] = tat
+            else:
+                tats.pop(charge.key, None)
+        self._writes += len(new_tats)  # counted here, not in a call: this is the hot path
+        if self._writes >= _SWEEP_EVERY:
+            self._sweep(now)
+        return admission
+
     async def acquire(self, charges: Sequence[Charge]) -> Admission:
         """Take every charge's cost, or none of them if any bucket lacks the tokens."""
-        check_charges(charges, acquiring=True)
-        now = self._clock.monotonic()
-        admission, new_tats = plan_acquire(charges, now, self._tats.get)
-        for charge, tat in zip(charges, new_tats, strict=False):
-            self._store(charge.key, tat, now)
-        return admission
+        return self.acquire_nowait(charges)
 
     async def adjust(self, charges: Sequence[Charge]) -> None:
         """Charge extra (cost > 0) or refund (cost < 0) after the call; never refused."""
         check_charges(charges, acquiring=False)
         now = self._clock.monotonic()
+        tats = self._tats
         for charge in charges:
-            self._store(charge.key, adjusted_tat(self._tats.get(charge.key), now, charge), now)
+            tat = adjusted_tat(tats.get(charge.key), now, charge)
+            if tat > now:
+                tats[charge.key] = tat
+            else:
+                tats.pop(charge.key, None)  # full again: an idle bucket keeps no state
+        self._writes += len(charges)
+        if self._writes >= _SWEEP_EVERY:
+            self._sweep(now)
 
-    def _store(self, key: str, tat: float, now: float) -> None:
-        if tat > now:
-            self._tats[key] = tat
-        else:
-            self._tats.pop(key, None)
-        self._writes += 1
-        if self._writes % _SWEEP_EVERY == 0:
-            self._tats = {k: t for k, t in self._tats.items() if t > now}
+    def _sweep(self, now: float) -> None:
+        # Forget the buckets that are full again, which no one charged since.
+        self._writes = 0
+        self._tats = {k: t for k, t in self._tats.items() if t > now}
