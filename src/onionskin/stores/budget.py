@@ -25,6 +25,8 @@ from onionskin.core.clock import SYSTEM_CLOCK, Clock
 RECORD_GRACE = 3600.0
 """Seconds a reservation can still be settled after its hold expired (a slow call's bill)."""
 _SWEEP_EVERY = 60.0
+_STALE_EXPIRIES = 64
+"""Expiries of ended holds a line's heap may carry, beyond twice its live holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +96,14 @@ class BudgetStore(Protocol):
 
 def check_reservation(lines: Sequence[BudgetLine], amount_micros: int, ttl: float) -> None:
     """Refuse a malformed reservation before it reaches any store (nothing is changed)."""
-    if not lines or not all(isinstance(line, BudgetLine) for line in lines):
+    # Checked on every admission: a plain loop rather than all() over a generator, and
+    # a set only when there are several keys to tell apart.
+    if not lines:
         raise ValueError("a reservation needs at least one BudgetLine")
-    if len({line.key for line in lines}) != len(lines):
+    for line in lines:
+        if not isinstance(line, BudgetLine):
+            raise ValueError("a reservation needs at least one BudgetLine")
+    if len(lines) > 1 and len({line.key for line in lines}) != len(lines):
         raise ValueError("a reservation's lines need distinct keys")
     check_amount(amount_micros)
     if not ttl > 0:
@@ -131,11 +138,23 @@ class _Line:
         if hold is not None:
             self.held -= hold[0]
 
+    def add(self, rid: str, micros: int, expires: float) -> None:
+        self.holds[rid] = (micros, expires)
+        self.held += micros
+        expiries = self.expiries
+        # A settled hold leaves its expiry in the heap until that time comes (ttl, ten
+        # minutes by default): rebuild from the live holds once those stale entries
+        # dominate, so that a busy line's heap stays as small as its running calls.
+        if len(expiries) > 2 * len(self.holds) + _STALE_EXPIRIES:
+            expiries[:] = [(at, held) for held, (_, at) in self.holds.items()]
+            heapq.heapify(expiries)
+        else:
+            heapq.heappush(expiries, (expires, rid))
 
-@dataclass(frozen=True, slots=True)
-class _Record:
-    lines: tuple[BudgetLine, ...]
-    forget_at: float
+
+_Record = tuple[tuple[BudgetLine, ...], float]
+"""A reservation's lines and when it is forgotten: a plain tuple, since one is made per
+reservation and a frozen dataclass or named tuple costs several times as much to make."""
 
 
 class MemoryBudgetStore:
@@ -153,7 +172,9 @@ class MemoryBudgetStore:
         if state is None or (state.drop_at is not None and state.drop_at <= now):
             state = self._lines[line.key] = _Line()
         state.drop_at = None if line.keep_for is None else now + line.keep_for
-        state.purge(now)
+        expiries = state.expiries
+        if expiries and expiries[0][0] <= now:
+            state.purge(now)
         return state
 
     async def reserve(
@@ -163,10 +184,15 @@ class MemoryBudgetStore:
         check_reservation(lines, amount_micros, ttl)
         with self._lock:
             now = self.clock.monotonic()
-            self._sweep(now)
+            if now >= self._next_sweep:
+                self._sweep(now)
             if reservation_id in self._records:
                 return None
-            states = [self._line(line, now) for line in lines]
+            # Every line is touched (kept, purged) before any is checked. A loop, not a
+            # comprehension: Python 3.11 builds a function for each comprehension it runs.
+            states: list[_Line] = []
+            for line in lines:
+                states.append(self._line(line, now))
             for line, state in zip(lines, states, strict=True):
                 limit = line.limit_micros
                 if limit is not None and state.spent + state.held + amount_micros > limit:
@@ -176,22 +202,20 @@ class MemoryBudgetStore:
                     )
             expires = now + ttl
             for state in states:
-                state.holds[reservation_id] = (amount_micros, expires)
-                state.held += amount_micros
-                heapq.heappush(state.expiries, (expires, reservation_id))
-            self._records[reservation_id] = _Record(tuple(lines), expires + RECORD_GRACE)
+                state.add(reservation_id, amount_micros, expires)
+            self._records[reservation_id] = (tuple(lines), expires + RECORD_GRACE)
         return None
 
     async def settle(self, reservation_id: str, actual_micros: int) -> Mapping[str, int] | None:
         """Charge `actual_micros` to the reservation's lines; their new spend by key."""
         check_amount(actual_micros)
         with self._lock:
-            record = self._end(reservation_id)
-            if record is None:
-                return None
             now = self.clock.monotonic()
+            lines = self._end(reservation_id, now)
+            if lines is None:
+                return None
             totals: dict[str, int] = {}
-            for line in record.lines:
+            for line in lines:
                 state = self._line(line, now)
                 state.drop(reservation_id)
                 if reservation_id not in state.ledger:
@@ -203,10 +227,10 @@ class MemoryBudgetStore:
     async def release(self, reservation_id: str) -> bool:
         """Drop the reservation without charging it; False if it had already ended."""
         with self._lock:
-            record = self._end(reservation_id)
-            if record is None:
+            lines = self._end(reservation_id, self.clock.monotonic())
+            if lines is None:
                 return False
-            for line in record.lines:
+            for line in lines:
                 state = self._lines.get(line.key)
                 if state is not None:
                     state.drop(reservation_id)
@@ -249,19 +273,17 @@ class MemoryBudgetStore:
         state.purge(now)
         return state
 
-    def _end(self, reservation_id: str) -> _Record | None:
+    def _end(self, reservation_id: str, now: float) -> tuple[BudgetLine, ...] | None:
         record = self._records.pop(reservation_id, None)
-        if record is None or record.forget_at <= self.clock.monotonic():
+        if record is None or record[1] <= now:
             return None
-        return record
+        return record[0]
 
     def _sweep(self, now: float) -> None:
         # Forget lines past their keep_for and reservations nobody settled, now and then,
         # so that a long-lived process does not keep every finished run's line.
-        if now < self._next_sweep:
-            return
         self._next_sweep = now + _SWEEP_EVERY
         self._lines = {
             key: s for key, s in self._lines.items() if s.drop_at is None or s.drop_at > now
         }
-        self._records = {rid: r for rid, r in self._records.items() if r.forget_at > now}
+        self._records = {rid: r for rid, r in self._records.items() if r[1] > now}
