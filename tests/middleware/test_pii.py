@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -364,3 +365,63 @@ def test_the_config_cannot_be_changed_through_its_mappings() -> None:
     assert config.actions["card"] == "block"
     with pytest.raises(TypeError):
         config.actions["email"] = "mask"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "text", "found"),
+    [
+        (("phone",), "call 555-1234", ["phone"]),  # the fewest digits a phone has: 7
+        (("phone",), "call 55-1234", []),
+        (("card",), "pay 4222222222222 now", ["card"]),  # the fewest a card has: 13
+        (("card",), "pay 422222222222 now", []),
+        (("email", "card"), "pay 4222222222222 now", ["card"]),
+        (("email",), "a@b.co", ["email"]),
+        (("email",), "no at sign 4111111111111111", []),
+    ],
+)
+def test_text_with_the_fewest_digits_a_kind_needs_is_still_scanned(
+    kinds: tuple[str, ...], text: str, found: list[str]
+) -> None:
+    assert [match.kind for match in redactor(kinds=kinds).find(text)] == found
+
+
+def test_custom_patterns_are_sought_in_text_without_digits_or_at_signs() -> None:
+    custom = redactor(patterns={"codename": r"PROJECT [A-Z]+"})
+    assert custom.scrub("see PROJECT ORION soon") == "see [CODENAME] soon"
+    assert redactor(kinds=(), patterns={"codename": "ORION"}).scrub("ORION") == "[CODENAME]"
+
+
+def test_only_what_changed_is_rebuilt_and_paths_name_the_deep_find() -> None:
+    keep = {"a": "x", "n": [1, 2]}
+    empty: list[str] = []
+    value = {
+        "keep": keep,
+        "empty": empty,
+        "view": MappingProxyType({"e": "ann@example.com"}),
+        "deep": [{"m": ("ok", "ann@example.com")}],
+    }
+
+    result = redactor().redact(value)
+
+    assert result["keep"] is keep
+    assert result["empty"] is empty
+    assert result["view"] == {"e": "[EMAIL]"}
+    assert result["deep"] == [{"m": ("ok", "[EMAIL]")}]
+    with pytest.raises(InvalidInputError) as raised:
+        redactor(action="block").redact(value, path="kwargs")
+    assert raised.value.errors == (("kwargs.view.e", "email"), ("kwargs.deep.0.m.1", "email"))
+
+
+async def test_a_tool_call_with_nothing_to_rewrite_passes_as_it_came() -> None:
+    middleware = PIIRedactionMiddleware()
+    call = ToolCall(tool_name="lookup", kwargs={"order_id": "A1", "qty": 3}, args=())
+    returned = ToolResult(tool_name="lookup", value={"status": "shipped", "eta_days": 2})
+    seen: list[ToolCall] = []
+
+    async def next(call: ToolCall) -> ToolResult:
+        seen.append(call)
+        return returned
+
+    assert await middleware.wrap_tool_call(call, next) is returned
+    assert seen == [call]
+    assert seen[0] is call

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind, StatusCode
 
 from onionskin import (
     Agent,
@@ -29,6 +30,7 @@ from onionskin.middleware.trace import TraceConfig, TraceMiddleware
 from onionskin.testing import FakeClock, ScriptedModel, tool_call
 
 Exported = tuple[TracerProvider, InMemorySpanExporter]
+Next = Callable[[ToolCall], Awaitable[ToolResult]]
 
 
 @pytest.fixture
@@ -238,3 +240,80 @@ async def test_stop_processing_does_not_mark_the_span_failed(exported: Exported)
     (span,) = exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.UNSET
     assert "error.type" not in attributes(span)
+
+
+def current_span_seen() -> tuple[list[Span], Next]:
+    seen: list[Span] = []
+
+    async def next(call: ToolCall) -> ToolResult:
+        seen.append(trace.get_current_span())
+        return ToolResult(tool_name=call.tool_name, value=1)
+
+    return seen, next
+
+
+@pytest.mark.parametrize("otel", [True, False])
+async def test_without_an_sdk_a_call_leaves_the_current_span_alone(
+    otel: bool, tmp_path: Path
+) -> None:
+    """No global provider in the tests: the API's no-op tracer, and nothing made current."""
+    seen, next = current_span_seen()
+    config = TraceConfig(otel=otel, path=tmp_path / "t.jsonl")
+    trace_mw = TraceMiddleware(config, clock=FakeClock())
+
+    await trace_mw.wrap_tool_call(ToolCall(tool_name="f"), next)
+
+    assert seen == [trace.INVALID_SPAN]
+
+
+async def test_a_noop_provider_passed_in_opens_nothing(tmp_path: Path) -> None:
+    seen, next = current_span_seen()
+    config = TraceConfig(path=tmp_path / "t.jsonl")
+    trace_mw = TraceMiddleware(config, clock=FakeClock(), tracer_provider=NoOpTracerProvider())
+
+    result = await trace_mw.wrap_tool_call(ToolCall(tool_name="f"), next)
+
+    assert result.value == 1
+    assert seen == [trace.INVALID_SPAN]
+
+
+@pytest.mark.parametrize("otel", [False, True])
+async def test_without_spans_a_recording_parent_stays_the_parent(
+    exported: Exported, tmp_path: Path, otel: bool
+) -> None:
+    """As the no-op tracer does: a non-recording copy of the parent is current in the call."""
+    provider, exporter = exported
+    outer_tracer = provider.get_tracer("app")
+    seen: list[tuple[Span, bool]] = []
+
+    async def next(call: ToolCall) -> ToolResult:
+        current = trace.get_current_span()
+        seen.append((current, current.is_recording()))
+        with outer_tracer.start_as_current_span("inner"):
+            return ToolResult(tool_name=call.tool_name, value=1)
+
+    config = TraceConfig(path=tmp_path / "t.jsonl", otel=otel)  # otel: a no-op provider
+    trace_mw = TraceMiddleware(config, clock=FakeClock(), tracer_provider=NoOpTracerProvider())
+    with outer_tracer.start_as_current_span("outer") as outer:
+        await trace_mw.wrap_tool_call(ToolCall(tool_name="f"), next)
+
+    ((current, recording),) = seen
+    assert not recording
+    assert current.get_span_context() == outer.get_span_context()
+    inner, _ = exporter.get_finished_spans()
+    assert inner.parent is not None
+    assert inner.parent.span_id == outer.get_span_context().span_id
+
+
+async def test_a_global_provider_set_after_construction_is_used(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider, exporter = exported
+    trace_mw = TraceMiddleware(TraceConfig(), clock=FakeClock())
+    await trace_mw.wrap_tool_call(ToolCall(tool_name="before"), current_span_seen()[1])
+    # What set_tracer_provider does, undone after the test (it can be set once per process).
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+
+    await trace_mw.wrap_tool_call(ToolCall(tool_name="after"), current_span_seen()[1])
+
+    assert [span.name for span in exporter.get_finished_spans()] == ["execute_tool after"]

@@ -5,17 +5,31 @@ is a CLIENT span `chat {model}`, a tool call an INTERNAL span `execute_tool {too
 are current while the call runs, so spans the model client or the tool open nest under
 them. Failures set `error.type` and an ERROR status; the exception itself is not recorded
 as an event, because its message and stack may hold what the redaction keeps out of files.
+
+With the API's no-op tracer (no SDK installed, `otel=False`, or a `NoOpTracerProvider`) a
+call opens no span at all, and builds no attributes: `start_as_current_span` would cost
+more than the rest of a traced call (three generator context managers) to make current a
+span that is current already.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    TracerProvider,
+)
 from opentelemetry.util.types import AttributeValue
 
 from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall, ToolResult
@@ -37,6 +51,9 @@ _SETTINGS = {
 }
 
 SpanScope = AbstractContextManager[Span]
+# What a call gets when no span is recorded: the current span stays current, and marking
+# this one failed or finished does nothing, as on any non-recording span.
+_NO_SPAN: SpanScope = nullcontext(INVALID_SPAN)
 
 
 def _run_attributes() -> dict[str, AttributeValue]:
@@ -72,9 +89,25 @@ class GenAISpans:
             if enabled
             else trace.NoOpTracer()
         )
+        self._always_noop = isinstance(self._tracer, trace.NoOpTracer)
+        self._via_global = isinstance(self._tracer, trace.ProxyTracer)
+
+    def _recording(self) -> bool:
+        """Whether a span started now may be recorded, so that it must really be started."""
+        if not self._always_noop and not (
+            # The proxy hands out no-op spans until a global provider is set (or a no-op one).
+            self._via_global
+            and isinstance(trace.get_tracer_provider(), ProxyTracerProvider | NoOpTracerProvider)
+        ):
+            return True
+        # Under a recording span the no-op tracer makes a non-recording copy of it current
+        # for the call, so that spans the call opens elsewhere still find their parent.
+        return trace.get_current_span().is_recording()
 
     def chat(self, request: ModelRequest) -> SpanScope:
         """The span of a model call, current inside the `with` block."""
+        if not self._recording():
+            return _NO_SPAN
         model = request.model.name
         attributes: dict[str, AttributeValue] = {
             OPERATION: "chat",
@@ -86,6 +119,8 @@ class GenAISpans:
 
     def execute_tool(self, call: ToolCall) -> SpanScope:
         """The span of a tool call, current inside the `with` block."""
+        if not self._recording():
+            return _NO_SPAN
         attributes: dict[str, AttributeValue] = {
             OPERATION: "execute_tool",
             "gen_ai.tool.name": call.tool_name,
@@ -110,6 +145,8 @@ def chat_finished(
     span: Span, request: ModelRequest, response: ModelResponse, cost: Decimal | None
 ) -> None:
     """Add what the model answered: its model name and token usage (and cost, exact)."""
+    if not span.is_recording():  # nothing would keep the attributes: do not build them
+        return
     usage = response.usage
     attributes: dict[str, AttributeValue] = {
         "gen_ai.response.model": response.model_name or request.model.name,

@@ -7,7 +7,7 @@ outputs (the response's text) and to tool results (`ToolResult.value` when text 
 JSON-like), each switchable. It never mutates the caller's objects: a changed message, call
 or result is a new one built with `dataclasses.replace`.
 
-A little over 200 lines: config, detector and middleware are one feature, read together;
+About 230 lines: config, detector and middleware are one feature, read together;
 the patterns, masks and walkers are in `_pii_patterns`.
 """
 
@@ -100,16 +100,22 @@ class PIIRedactor:
             kind: config.actions.get(kind, config.action) for kind, _ in self._detectors
         }
         self._salt = config.salt.encode()
+        # Most text holds nothing: one cheap search rules it out before any regex runs.
+        self._may_match = pat.prefilter(config.kinds, bool(config.patterns))
 
     def find(self, text: str) -> list[PIIMatch]:
         """Every match in `text`, in order; where matches overlap the earliest, longest wins."""
         found: list[PIIMatch] = []
+        if not self._may_match(text):
+            return found
         for kind, regex in self._detectors:
             if pat.may_hold(kind, text):
                 for hit in regex.finditer(text):
                     if hit.end() > hit.start() and pat.accepts(kind, hit.group()):
                         start, end = hit.span()
                         found.append(PIIMatch(kind=kind, start=start, end=end, text=hit.group()))
+        if len(found) < 2:  # nothing to order, nothing overlaps
+            return found
         found.sort(key=lambda match: (match.start, match.start - match.end))
         kept: list[PIIMatch] = []
         for match in found:
@@ -160,7 +166,9 @@ class PIIRedactor:
 
     def rewrite_value(self, value: Any, path: str, blocked: Blocked | None) -> Any:
         """`redact` without raising: `block` finds are appended to `blocked`."""
-        return pat.walk(value, path, lambda text, where: self.rewrite(text, where, blocked))
+        return pat.walk(
+            value, path, lambda text, where: self.rewrite(text, where, blocked), self._may_match
+        )
 
 
 class PIIRedactionMiddleware:
@@ -207,7 +215,8 @@ class PIIRedactionMiddleware:
         if self.config.inputs:
             kwargs = self.redactor.rewrite_value(call.kwargs, "kwargs", blocked)
             args = self.redactor.rewrite_value(call.args, "args", blocked)
-            raise_blocked(blocked)
+            if blocked:
+                raise_blocked(blocked)
             if kwargs is not call.kwargs or args is not call.args:
                 call = replace(call, kwargs=dict(kwargs), args=tuple(args))
         result = await next(call)

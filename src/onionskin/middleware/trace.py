@@ -10,14 +10,19 @@ that are not JSON are written as their repr. The call's own exception is re-rais
 unchanged after its record is written. How the file is written and rotated: see
 `_trace_file`; the spans: see `_otel`.
 
-About 240 lines: the config and the records of both call kinds read best together; the
-encoding and the writer are in `_trace_file`, the spans in `_otel`.
+About 290 lines: the config and the records of both call kinds read best together, with
+the two memos that keep a record cheap (each function's signature, each second's date and
+time) beside the code that uses them; the encoding and the writer are in `_trace_file`,
+the spans in `_otel`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import os
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,6 +112,28 @@ class TraceConfig:
         return None if self.directory is None else Path(self.directory) / "trace.jsonl"
 
 
+# Each function's signature, inspected once: binding positional arguments by name is
+# otherwise most of what tracing a call costs. Weak: a traced function may be let go.
+_SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], inspect.Signature | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
+    """`function`'s signature, or None when it has none (Any: any function)."""
+    try:
+        return _SIGNATURES[function]
+    except (KeyError, TypeError):  # not seen yet, or no weak reference can hold it
+        pass
+    try:
+        signature: inspect.Signature | None = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin or an odd callable without one
+        signature = None
+    with contextlib.suppress(TypeError):
+        _SIGNATURES[function] = signature
+    return signature
+
+
 def _tool_arguments(call: ToolCall) -> dict[str, Any]:
     """A tool call's arguments by name, positional ones bound to the function's parameters.
 
@@ -115,13 +142,33 @@ def _tool_arguments(call: ToolCall) -> dict[str, Any]:
     """
     function = getattr(call.tool, "function", None)
     if call.args and callable(function):
-        try:
-            return dict(
-                inspect.signature(function).bind_partial(*call.args, **call.kwargs).arguments
-            )
-        except (TypeError, ValueError):  # no signature, or arguments the function refuses
-            pass
+        signature = _signature(function)
+        if signature is not None:
+            try:
+                return dict(signature.bind_partial(*call.args, **call.kwargs).arguments)
+            except TypeError:  # arguments the function refuses
+                pass
     return {"args": call.args, "kwargs": call.kwargs} if call.args else call.kwargs
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_second(seconds: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` of a whole second since the epoch, in UTC."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")[:-6]
+
+
+def _utc_iso(timestamp: float) -> str:
+    """`timestamp` as UTC ISO 8601 to the microsecond, as `datetime.isoformat` writes it.
+
+    Calls in one second share its date and time, formatted once: formatting a datetime
+    costs more than the rest of a trace record. The microseconds are rounded half to even
+    from the exact fraction, as `datetime.fromtimestamp` does.
+    """
+    seconds = int(timestamp)
+    micros = round((timestamp - seconds) * 1e6)
+    if timestamp < 0 or micros >= 1_000_000:  # a carry into the next second: the long way
+        return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")
+    return f"{_utc_second(seconds)}.{micros:06d}+00:00"
 
 
 def _model_arguments(request: ModelRequest) -> dict[str, Any]:
@@ -166,9 +213,11 @@ class TraceMiddleware:
         self._encode = JsonEncoder(config.redact_keys, scrub)
         self._spans = _otel.GenAISpans(tracer_provider, enabled=config.otel)
 
-    def _start(self, kind: str, name: str, call_id: str, session_id: str | None) -> Record:
-        started = datetime.fromtimestamp(self.clock.time(), UTC).isoformat(timespec="microseconds")
-        return new_record(kind, name, call_id, session_id, started)
+    def _start(self, kind: str, name: str, call_id: str | None, session_id: str | None) -> Record:
+        if self._writer is None:  # spans only: a record nobody writes is left empty
+            return {}
+        started = _utc_iso(self.clock.time())
+        return new_record(kind, name, call_id or new_id(), session_id, started)
 
     def _write(self, record: Record, began: float) -> None:
         if self._writer is not None:
@@ -203,7 +252,7 @@ class TraceMiddleware:
     ) -> ModelResponse:
         """Trace one model call."""
         began = self.clock.monotonic()
-        record = self._start("model", request.model.name, new_id(), None)
+        record = self._start("model", request.model.name, None, None)
         if self.config.record_arguments and self._writer is not None:
             record["arguments"] = self._encode(_model_arguments(request))
         with self._spans.chat(request) as span:
@@ -224,7 +273,7 @@ class TraceMiddleware:
     ) -> ToolResult:
         """Trace one tool call."""
         began = self.clock.monotonic()
-        record = self._start("tool", call.tool_name, call.call_id or new_id(), call.session_id)
+        record = self._start("tool", call.tool_name, call.call_id, call.session_id)
         if self.config.record_arguments and self._writer is not None:
             record["arguments"] = self._encode(_tool_arguments(call))
         with self._spans.execute_tool(call) as span:
