@@ -248,3 +248,20 @@ async def test_values_read_back_as_they_were_written(tmp_path: Path) -> None:
     (record,) = read_records(path)
     assert record["arguments"] == value
     assert record["result"] == value
+
+
+async def test_text_utf8_cannot_encode_is_traced_escaped_not_raised(tmp_path: Path) -> None:
+    from onionskin.middleware import MiddlewarePipeline, TraceConfig, TraceMiddleware
+
+    path = tmp_path / "trace.jsonl"
+    tracer = TraceMiddleware(TraceConfig(path=path, otel=False))
+
+    async def echo(text: str) -> str:
+        return text
+
+    result = await MiddlewarePipeline(extra_middleware=[tracer]).execute(
+        echo, kwargs={"text": "bad \ud800 text"}
+    )
+    assert result.value == "bad \ud800 text"
+    record = json.loads(path.read_text().splitlines()[-1])
+    assert "\ud800" in json.dumps(record["arguments"], ensure_ascii=False)

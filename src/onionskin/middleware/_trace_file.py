@@ -231,7 +231,12 @@ class JsonlWriter:
         # pydantic-core's serializer, not the json module's: a third of the cost for the
         # plain values a record holds (the encoder made them so), the same compact UTF-8
         # JSON, but for a tiny float's exponent (`1e-7`, where json writes `1e-07`).
-        data = to_json(record) + b"\n"
+        try:
+            data = to_json(record) + b"\n"
+        except ValueError:
+            # Text UTF-8 cannot encode (a lone surrogate): json escapes it as \udXXX, still
+            # valid JSON, so the record is kept and the traced call never fails over it.
+            data = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
         try:
             with self._lock:
                 self._append(data)
