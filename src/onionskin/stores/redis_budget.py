@@ -146,23 +146,12 @@ class RedisBudgetStore:
         self._claim = scripts.register(_PRELUDE + _CLAIM)
 
     @classmethod
-    def from_url(
-        cls,
-        url: str | None = None,
-        *,
-        prefix: str = "onionskin",
-        max_connections: int = 64,
-        pool_timeout: float = 10.0,
-    ) -> RedisBudgetStore:
+    def from_url(cls, url: str | None = None, *, prefix: str = "onionskin") -> RedisBudgetStore:
         """A store on the Redis at `url` (default: `ONIONSKIN_REDIS_URL`), connected lazily.
 
-        Calls beyond `max_connections` at once wait up to `pool_timeout` seconds for a free
-        connection rather than fail: a burst of calls is the normal case for a budget.
+        Pool options: build `RedisScripts.from_url(...)` yourself and pass it to the store.
         """
-        scripts = RedisScripts.from_url(
-            url, prefix=prefix, max_connections=max_connections, pool_timeout=pool_timeout
-        )
-        return cls(scripts)
+        return cls(RedisScripts.from_url(url, prefix=prefix))
 
     async def _run(self, script: Any, *args: Any) -> Any:
         # Any: each script answers the shape it was written to return.
