@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from onionskin import Agent, ModelRequest, Orchestrator
 from onionskin.runtime.models.scripted import Script, ScriptedModel, ScriptItem
+
+if TYPE_CHECKING:
+    from onionskin.stores._sql import SqlDatabase
 
 AgentFactory = Callable[..., Agent]
 OrchestratorFactory = Callable[..., Orchestrator]
@@ -87,3 +90,66 @@ def redis_prefix() -> str:
 
 DOWN_REDIS_URL = "redis://127.0.0.1:1/0"
 """A Redis URL nothing listens on: for fail-open / fail-closed tests."""
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL URL; skips when it is down, but fails under `CI=true`."""
+    import os
+    from urllib.parse import urlsplit
+
+    url = (
+        os.environ.get("ONIONSKIN_POSTGRES_URL")
+        or os.environ.get("DATABASE_URL")
+        or "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    parts = urlsplit(url)
+    if not _reachable(f"//{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"):
+        message = f"PostgreSQL is not reachable at {url} (set ONIONSKIN_POSTGRES_URL)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; under CI=true a missing service is a failure")
+        pytest.skip(message)
+    return url
+
+
+SQL_BACKENDS = ("sqlite", "postgres")
+"""The SQL dialects every SQL store test runs on."""
+
+
+@pytest.fixture
+async def database_factory(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> AsyncIterator[Callable[[str], SqlDatabase]]:
+    """`database_factory("sqlite" | "postgres")`: a fresh, empty database for this test.
+
+    SQLite gets a file under the test's tmp_path; PostgreSQL a schema of its own (dropped
+    afterwards), so tests share the server but never each other's tables.
+    """
+    from uuid import uuid4
+
+    from onionskin.stores._sql import SqlDatabase
+
+    opened: list[SqlDatabase] = []
+    schemas: list[str] = []
+
+    def make(backend: str) -> SqlDatabase:
+        if backend == "sqlite":
+            database = SqlDatabase(f"sqlite:///{tmp_path}/onionskin-{len(opened)}.db")
+        elif backend == "postgres":
+            url = request.getfixturevalue("postgres_url")
+            schemas.append(f"t_{uuid4().hex[:16]}")
+            database = SqlDatabase(url, schema=schemas[-1])
+        else:
+            raise ValueError(f"unknown SQL backend {backend!r}")
+        opened.append(database)
+        return database
+
+    yield make
+    for database in opened:
+        await database.aclose()
+    if schemas:
+        cleaner = SqlDatabase(request.getfixturevalue("postgres_url"))
+        async with cleaner.transaction() as connection:
+            for schema in schemas:
+                await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await cleaner.aclose()
