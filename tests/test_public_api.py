@@ -13,6 +13,8 @@ SEED_NAMES = {
     "MiddlewareContext",
     "StopProcessing",
     "TenantContext",
+    "TenantScopedCheckpointStore",
+    "IConfigProvider",
     "ToolCall",
     "ToolResult",
     "current_request_metadata",
@@ -24,7 +26,17 @@ def test_all_is_sorted_and_complete() -> None:
     public = sorted(name for name in vars(onionskin) if not name.startswith("_"))
     exported = [name for name in onionskin.__all__ if name != "__version__"]
     assert exported == sorted(exported)
-    modules = {"core", "runtime", "middleware", "pricing", "stores", "testing", "cli", "demo"}
+    modules = {
+        "core",
+        "runtime",
+        "middleware",
+        "pricing",
+        "stores",
+        "tenancy",
+        "testing",
+        "cli",
+        "demo",
+    }
     assert [name for name in public if name not in modules] == exported
 
 

@@ -67,8 +67,9 @@ from onionskin.middleware.guard import AsyncGuardedTool, GuardedTool, guard
 from onionskin.middleware.guard_config import GuardConfig
 from onionskin.middleware.guard_pipeline import GuardMiddleware, MiddlewarePipeline
 from onionskin.pricing import price_usage
+from onionskin.runtime._result import RunResult
 from onionskin.runtime.agent import Agent
-from onionskin.runtime.orchestrator import Orchestrator, RunResult
+from onionskin.runtime.orchestrator import Orchestrator
 from onionskin.runtime.pipeline import Pipeline
 from onionskin.runtime.tool import Tool
 
@@ -76,10 +77,16 @@ try:
     __version__ = _version("onionskin")
 except _PackageNotFoundError:  # pragma: no cover - only when run from a source tree
     __version__ = "0.0.0"
+from onionskin.core.progress import (
+    ResumePoint,
+)
 from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
 from onionskin.middleware.budget import BudgetAlert, BudgetConfig, BudgetMiddleware
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
+from onionskin.middleware.checkpoint import (
+    CheckpointMiddleware,
+)
 from onionskin.middleware.fallback import (
     FallbackRecord,
     ModelFallbackConfig,
@@ -95,9 +102,35 @@ from onionskin.middleware.pii import (
 )
 from onionskin.middleware.rate_limit import RateLimit, RateLimitConfig, RateLimiterMiddleware
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
+from onionskin.middleware.tenant_config import (
+    TenantConfigMiddleware,
+    current_tenant_config,
+)
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.trace import TraceConfig, TraceMiddleware
 from onionskin.middleware.validation import ValidationConfig, ValidationMiddleware
+from onionskin.stores.checkpoints import (
+    Checkpoint,
+    CheckpointStore,
+    MemoryCheckpointStore,
+    RunSummary,
+)
+from onionskin.tenancy.checkpoints import (
+    ScopedCheckpointStore,
+    TenantScopedCheckpointStore,
+)
+from onionskin.tenancy.config import (
+    BasePromptContributor,
+    ConfigProvider,
+    ConfigRequest,
+    IConfigProvider,
+    PromptContext,
+    PromptContributor,
+    StaticConfigProvider,
+    StaticPromptContributor,
+    compose_prompt,
+    merge_configs,
+)
 
 __all__ = [
     "Agent",
@@ -107,6 +140,7 @@ __all__ = [
     "AsyncGuardedTool",
     "AuthenticationError",
     "BaseMiddleware",
+    "BasePromptContributor",
     "BudgetAlert",
     "BudgetConfig",
     "BudgetExceededError",
@@ -117,10 +151,15 @@ __all__ = [
     "CallLimitExceededError",
     "CallLimitMiddleware",
     "CallStarted",
+    "Checkpoint",
+    "CheckpointMiddleware",
+    "CheckpointStore",
     "CircuitBreakerConfig",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
+    "ConfigProvider",
+    "ConfigRequest",
     "DataPart",
     "EmptyModelResponseError",
     "Event",
@@ -137,8 +176,10 @@ __all__ = [
     "HallucinationMiddleware",
     "HookConfig",
     "HookMiddleware",
+    "IConfigProvider",
     "InvalidInputError",
     "MaxStepsExceededError",
+    "MemoryCheckpointStore",
     "Message",
     "MiddlewareContext",
     "MiddlewarePipeline",
@@ -158,11 +199,14 @@ __all__ = [
     "Pipeline",
     "PipelineCall",
     "PipelineResult",
+    "PromptContext",
+    "PromptContributor",
     "PromptVariableError",
     "RateLimit",
     "RateLimitConfig",
     "RateLimitExceededError",
     "RateLimiterMiddleware",
+    "ResumePoint",
     "RetryConfig",
     "RetryMiddleware",
     "RunCompleted",
@@ -171,11 +215,17 @@ __all__ = [
     "RunFailed",
     "RunResult",
     "RunStarted",
+    "RunSummary",
+    "ScopedCheckpointStore",
+    "StaticConfigProvider",
+    "StaticPromptContributor",
     "StopProcessing",
     "StoreError",
     "SystemClock",
+    "TenantConfigMiddleware",
     "TenantContext",
     "TenantError",
+    "TenantScopedCheckpointStore",
     "TextDelta",
     "TextPart",
     "TimeoutConfig",
@@ -193,10 +243,13 @@ __all__ = [
     "ValidationConfig",
     "ValidationMiddleware",
     "__version__",
+    "compose_prompt",
     "current_context",
     "current_request_metadata",
+    "current_tenant_config",
     "guard",
     "is_transient",
+    "merge_configs",
     "price_usage",
     "request_metadata_scope",
 ]

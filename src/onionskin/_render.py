@@ -17,7 +17,7 @@ from onionskin.core.events import (
     RunStarted,
     TextDelta,
 )
-from onionskin.runtime.orchestrator import RunResult
+from onionskin.runtime._result import RunResult
 
 
 class EventPrinter:

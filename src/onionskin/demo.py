@@ -18,9 +18,10 @@ from onionskin.core.calls import ModelRequest
 from onionskin.core.messages import ToolCallPart, ToolReturnPart
 from onionskin.core.tenant import TenantContext
 from onionskin.middleware import LoggingMiddleware, TenantMiddleware, TimingMiddleware
+from onionskin.runtime._result import RunResult
 from onionskin.runtime.agent import Agent
 from onionskin.runtime.models.scripted import ScriptedModel, tool_call
-from onionskin.runtime.orchestrator import Orchestrator, RunResult
+from onionskin.runtime.orchestrator import Orchestrator
 from onionskin.runtime.pipeline import Pipeline
 
 ORDERS = {

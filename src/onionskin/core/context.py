@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from onionskin.core.errors import OnionskinError
+from onionskin.core.progress import ResumePoint, RunProgress
 from onionskin.core.tenant import TenantContext
 from onionskin.core.usage import Usage
 
@@ -65,6 +66,8 @@ class RunContext:
         "last_duration_ms",
         "metadata",
         "pipeline_id",
+        "progress",
+        "resume",
         "run_id",
         "state",
         "tenant",
@@ -104,6 +107,10 @@ class RunContext:
         """Per-run state of guards (call counts, reservations), keyed by the guard's name.
 
         Kept apart from `state`, whose keys fill prompts and belong to the application."""
+        self.progress = RunProgress()
+        """Where the run is (kept current by the runtime; read by checkpointing)."""
+        self.resume: ResumePoint | None = None
+        """Set when the run continues from a checkpoint; the runtime consumes it."""
         self._started = time.perf_counter()
 
     @property

@@ -5,6 +5,9 @@ from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
 from onionskin.middleware.budget import BudgetAlert, BudgetConfig, BudgetMiddleware
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
+from onionskin.middleware.checkpoint import (
+    CheckpointMiddleware,
+)
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
 from onionskin.middleware.fallback import (
     FallbackRecord,
@@ -26,6 +29,10 @@ from onionskin.middleware.pii import (
 from onionskin.middleware.rate_limit import RateLimit, RateLimitConfig, RateLimiterMiddleware
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
 from onionskin.middleware.tenant import TenantMiddleware
+from onionskin.middleware.tenant_config import (
+    TenantConfigMiddleware,
+    current_tenant_config,
+)
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.timing import CallTiming, TimingMiddleware
 from onionskin.middleware.trace import TraceConfig, TraceMiddleware
@@ -40,6 +47,7 @@ __all__ = [
     "CallLimitConfig",
     "CallLimitMiddleware",
     "CallTiming",
+    "CheckpointMiddleware",
     "CircuitBreakerConfig",
     "CircuitBreakerMiddleware",
     "FallbackRecord",
@@ -64,6 +72,7 @@ __all__ = [
     "RateLimiterMiddleware",
     "RetryConfig",
     "RetryMiddleware",
+    "TenantConfigMiddleware",
     "TenantMiddleware",
     "TimeoutConfig",
     "TimeoutMiddleware",
@@ -72,6 +81,7 @@ __all__ = [
     "TraceMiddleware",
     "ValidationConfig",
     "ValidationMiddleware",
+    "current_tenant_config",
     "guard",
     "is_transient",
 ]

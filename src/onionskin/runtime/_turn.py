@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pydantic_core
 
 from onionskin.core.calls import AgentCall, AgentResult, ModelRequest, ToolCall, ToolResult
-from onionskin.core.context import RunContext, current_context
+from onionskin.core.context import AgentStats, RunContext, current_context
 from onionskin.core.errors import EmptyModelResponseError, MaxStepsExceededError
 from onionskin.core.messages import DataPart, Message, Part, ToolCallPart, ToolReturnPart
 from onionskin.runtime._observe import observed_call
@@ -28,12 +29,19 @@ def tool_result_text(result: ToolResult) -> str:
     return pydantic_core.to_json(value, fallback=str).decode()
 
 
-async def _run_tools(ctx: RunContext, agent: Agent, requests: list[ToolCallPart]) -> Message:
+async def _run_tools(
+    ctx: RunContext,
+    agent: Agent,
+    requests: list[ToolCallPart],
+    done: tuple[ToolReturnPart, ...] = (),
+) -> Message:
     chain = ctx.chains.tool
-    parts: list[Part] = []
+    # A resumed turn starts with the results of the calls that already ran.
+    parts: list[Part] = list(done)
+    ctx.progress.tool_returns = parts
     stats = ctx.current_stats or ctx.enter_agent(agent.name)
     tools = agent.tools
-    for requested in requests:
+    for requested in requests[len(done) :]:
         name = requested.tool_name
         call = ToolCall(
             tool_name=name,
@@ -47,15 +55,31 @@ async def _run_tools(ctx: RunContext, agent: Agent, requests: list[ToolCallPart]
         else:
             result = await observed_call(ctx, "tool", call.tool_name, chain, call)
         stats.tool_calls += 1
-        parts.append(
-            ToolReturnPart(
-                tool_name=call.tool_name,
-                content=tool_result_text(result),
-                call_id=call.call_id,
-                is_error=result.error is not None,
-            )
-        )
+        parts.append(tool_return(call, result))
     return Message("tool", parts)
+
+
+def tool_return(call: ToolCall, result: ToolResult) -> ToolReturnPart:
+    """The part that tells the model what `call` returned."""
+    return ToolReturnPart(
+        tool_name=call.tool_name,
+        content=tool_result_text(result),
+        call_id=call.call_id,
+        is_error=result.error is not None,
+    )
+
+
+def _start_turn(ctx: RunContext, agent: Agent, call: AgentCall) -> list[Message]:
+    resume = ctx.resume
+    if resume is not None and resume.turn_agent == agent.name:
+        ctx.resume = None
+        return list(resume.turn_messages)
+    messages: list[Message] = []
+    instructions = agent.prompt.render(ctx.state)
+    if instructions:
+        messages.append(Message.system(instructions))
+    messages.append(call.content)
+    return messages
 
 
 async def run_agent_turn(agent: Agent, call: AgentCall) -> AgentResult:
@@ -67,14 +91,24 @@ async def run_agent_turn(agent: Agent, call: AgentCall) -> AgentResult:
         # A wrap_agent layer may have redirected the call to another agent: count it there.
         stats = ctx.enter_agent(agent.name)
     cost_before = stats.cost
-    messages: list[Message] = []
-    instructions = agent.prompt.render(ctx.state)
-    if instructions:
-        messages.append(Message.system(instructions))
-    messages.append(call.content)
+    resume = ctx.resume
+    messages = _start_turn(ctx, agent, call)
+    progress = ctx.progress
+    progress.turn_agent = agent.name
+    progress.turn_messages = messages
+    progress.tool_returns = None
+    last = messages[-1]
+    if last.role == "assistant":
+        # Resumed after a model reply: finish with it, or run the tool calls still to run.
+        pending = last.tool_calls
+        if not pending:
+            return _finish_turn(ctx, agent, stats, last, messages, started, cost_before)
+        done = resume.tool_returns if resume is not None else ()
+        messages.append(await _run_tools(ctx, agent, pending, done))
     chain = ctx.chains.model
     model = agent.model
-    for _ in range(agent.max_steps):
+    taken = sum(1 for message in messages if message.role == "assistant")
+    for _ in range(agent.max_steps - taken):
         request = ModelRequest(
             model=model,
             messages=list(messages),
@@ -89,13 +123,27 @@ async def run_agent_turn(agent: Agent, call: AgentCall) -> AgentResult:
         messages.append(reply)
         requests = reply.tool_calls
         if not requests:
-            text = reply.text
-            if not text and not any(isinstance(part, DataPart) for part in reply.parts):
-                raise EmptyModelResponseError(agent.name, model.name)
-            elapsed = (time.perf_counter() - started) * 1000.0
-            ctx.last_duration_ms = elapsed
-            ctx.last_cost = stats.cost - cost_before
-            stats.duration_ms += elapsed
-            return AgentResult(agent_name=agent.name, output=text, messages=messages)
+            return _finish_turn(ctx, agent, stats, reply, messages, started, cost_before)
         messages.append(await _run_tools(ctx, agent, requests))
     raise MaxStepsExceededError(agent.name, agent.max_steps)
+
+
+def _finish_turn(
+    ctx: RunContext,
+    agent: Agent,
+    stats: AgentStats,
+    reply: Message,
+    messages: list[Message],
+    started: float,
+    cost_before: Decimal,
+) -> AgentResult:
+    text = reply.text
+    if not text and not any(isinstance(part, DataPart) for part in reply.parts):
+        raise EmptyModelResponseError(agent.name, agent.model.name)
+    elapsed = (time.perf_counter() - started) * 1000.0
+    ctx.last_duration_ms = elapsed
+    ctx.last_cost = stats.cost - cost_before
+    stats.duration_ms += elapsed
+    progress = ctx.progress
+    progress.turn_agent = progress.turn_messages = progress.tool_returns = None
+    return AgentResult(agent_name=agent.name, output=text, messages=messages)

@@ -12,14 +12,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from onionskin.core.calls import PipelineCall
 from onionskin.core.chain import MiddlewareStack, OnErrorHook, run_on_error_hooks
 from onionskin.core.context import (
-    AgentStats,
     RunContext,
     bind_context,
     current_request_metadata,
@@ -29,34 +26,17 @@ from onionskin.core.context import (
 from onionskin.core.errors import ConfigError, StopProcessing, TenantError
 from onionskin.core.events import EventSink, RunCompleted, RunEvent, RunFailed, RunStarted
 from onionskin.core.ids import new_id
+from onionskin.core.progress import ResumePoint
 from onionskin.core.tenant import TenantContext
-from onionskin.core.usage import Usage
 from onionskin.runtime._input import input_message
+from onionskin.runtime._result import RunResult
+from onionskin.runtime._resume import restore_progress
 from onionskin.runtime._terminals import AGENT_TERMINALS
+from onionskin.runtime._time_travel import TimeTravel
 from onionskin.runtime.agent import Agent
 from onionskin.runtime.pipeline import Pipeline
 
 logger = logging.getLogger("onionskin.orchestrator")
-
-
-@dataclass(slots=True, kw_only=True)
-class RunResult:
-    """How a run ended: its answer, what it consumed, and its final state."""
-
-    run_id: str
-    pipeline_id: str
-    tenant_id: str | None
-    status: Literal["completed"] = "completed"
-    output: Any
-    """The last agent's output, or the `StopProcessing` response: Any by design."""
-    stopped: bool
-    """True when a `StopProcessing` ended the run early."""
-    usage: Usage
-    cost_usd: Decimal
-    duration_ms: float
-    state: dict[str, Any] = field(default_factory=dict)
-    agents: dict[str, AgentStats] = field(default_factory=dict)
-    """Tokens, cost, time and calls per agent, in run order."""
 
 
 _DONE = object()
@@ -70,7 +50,7 @@ def _report_hook_error(hook: OnErrorHook, error: BaseException) -> None:
     )
 
 
-class Orchestrator:
+class Orchestrator(TimeTravel):
     """Runs a pipeline (or a single agent) through a stack of middleware.
 
     Middleware registered first is outermost: its `before_*` hooks run first and its
@@ -102,12 +82,16 @@ class Orchestrator:
         state: Mapping[str, Any] | None,
         run_id: str | None,
         emit: EventSink | None,
+        resume: ResumePoint | None = None,
     ) -> tuple[RunContext, PipelineCall]:
         if context is not None and not isinstance(context, TenantContext):
             raise TenantError(f"context must be a TenantContext, got {type(context).__name__}")
         if state is not None and not isinstance(state, Mapping):
             raise ConfigError(f"state must be a mapping, got {type(state).__name__}")
-        message, seeded = input_message(input_data)
+        if resume is None:
+            message, seeded = input_message(input_data)
+        else:
+            message, seeded = resume.input, dict(resume.state)
         run_state = {**seeded, **(state or {})}
         run_state.setdefault("input", message.text)
         ctx = RunContext(
@@ -120,6 +104,8 @@ class Orchestrator:
             input_data=input_data,
             emit=emit,
         )
+        if resume is not None:
+            restore_progress(ctx, resume)
         return ctx, PipelineCall(pipeline=self.pipeline, input=message)
 
     async def execute(
@@ -154,8 +140,9 @@ class Orchestrator:
         state: Mapping[str, Any] | None,
         run_id: str | None,
         emit: EventSink | None,
+        resume: ResumePoint | None = None,
     ) -> RunResult:
-        ctx, call = self._prepare(input_data, context, state, run_id, emit)
+        ctx, call = self._prepare(input_data, context, state, run_id, emit, resume)
         chains = ctx.chains
         token = bind_context(ctx)
         try:

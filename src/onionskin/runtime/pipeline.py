@@ -9,7 +9,7 @@ from typing import Any
 import pydantic_core
 
 from onionskin.core.calls import AgentCall, PipelineCall, PipelineResult
-from onionskin.core.context import current_context
+from onionskin.core.context import RunContext, current_context
 from onionskin.core.errors import ConfigError
 from onionskin.core.messages import Message
 from onionskin.runtime._observe import observed_call
@@ -49,14 +49,23 @@ class Pipeline:
         return self._name
 
     async def run_pipeline(self, call: PipelineCall) -> PipelineResult:
-        """Run every agent in order inside the current run."""
+        """Run every agent in order inside the current run.
+
+        A run resumed from a checkpoint skips the agents that already finished there and
+        hands the next one what it would have received.
+        """
         ctx = current_context()
         chain = ctx.chains.agent
         content = call.input
-        outputs: dict[str, Any] = {}
+        progress = ctx.progress
+        progress.input = content
+        outputs: dict[str, Any] = progress.outputs
         output: Any = None
         last = self.agents[-1]
-        for agent in self.agents:
+        agents = self.agents
+        if ctx.resume is not None:
+            agents, content, output = self._skip_finished(ctx, content)
+        for agent in agents:
             ctx.enter_agent(agent.name)
             agent_call = AgentCall(agent=agent, content=content)
             if ctx.emit is None:
@@ -67,3 +76,26 @@ class Pipeline:
             if agent is not last:
                 content = Message.user(_as_text(output))
         return PipelineResult(output=output, outputs=outputs)
+
+    def _skip_finished(
+        self, ctx: RunContext, content: Message
+    ) -> tuple[tuple[Agent, ...], Message, Any]:
+        resume = ctx.resume
+        assert resume is not None  # the caller checked
+        unknown = set(resume.outputs) - {agent.name for agent in self.agents}
+        if unknown:
+            raise ConfigError(
+                f"the checkpoint names agents {sorted(unknown)} that pipeline "
+                f"{self.name!r} does not have: resume it with the pipeline that made it"
+            )
+        output: Any = None
+        finished = 0
+        for agent in self.agents:
+            if agent.name not in resume.outputs:
+                break
+            output = ctx.progress.outputs[agent.name] = resume.outputs[agent.name]
+            content = Message.user(_as_text(output))
+            finished += 1
+        if resume.turn_agent is None:
+            ctx.resume = None  # nothing left to restore inside a turn
+        return self.agents[finished:], content, output

@@ -5,6 +5,14 @@ The Redis stores live in their own modules (`onionskin.stores.redis_rate_limit`,
 """
 
 from onionskin.stores.budget import BudgetLine, BudgetStore, MemoryBudgetStore, Refusal
+from onionskin.stores.checkpoints import (
+    Checkpoint,
+    CheckpointKind,
+    CheckpointStore,
+    MemoryCheckpointStore,
+    RunStatus,
+    RunSummary,
+)
 from onionskin.stores.circuit import (
     CircuitAdmission,
     CircuitPolicy,
@@ -18,12 +26,18 @@ __all__ = [
     "BudgetLine",
     "BudgetStore",
     "Charge",
+    "Checkpoint",
+    "CheckpointKind",
+    "CheckpointStore",
     "CircuitAdmission",
     "CircuitPolicy",
     "CircuitStore",
     "MemoryBudgetStore",
+    "MemoryCheckpointStore",
     "MemoryCircuitStore",
     "MemoryRateLimitStore",
     "RateLimitStore",
     "Refusal",
+    "RunStatus",
+    "RunSummary",
 ]

@@ -1,0 +1,1 @@
+"""Tenancy: per-tenant checkpoints, costs and configuration."""
