@@ -14,6 +14,8 @@ SEED_NAMES = {
     "StopProcessing",
     "TenantContext",
     "TenantScopedCheckpointStore",
+    "TenantCostTracker",
+    "TenantMiddleware",
     "IConfigProvider",
     "ToolCall",
     "ToolResult",

@@ -45,3 +45,21 @@ def test_readme_guard_example_runs() -> None:
         "audit: search success",
         "['test-1', 'test-2'] success",
     ]
+
+
+def test_readme_tenancy_example_resumes_forks_and_tracks_cost() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 3, "the README lost its tenancy example"
+    completed = subprocess.run(
+        [sys.executable, "-c", blocks[2]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[:2] == ["(Be brief.", "Answer in French.) answer to: hi"]
+    assert lines[2:4] == ["(Be warm.", "Answer in French.) answer to: hi"]
+    # gpt-4o at $2.50 / $10 per million tokens: 1200 in + 450 out = $0.0075 exactly.
+    assert lines[4] == "0.0075 499.9925 {'style': Decimal('0.0075')}"

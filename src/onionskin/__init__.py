@@ -77,6 +77,11 @@ try:
     __version__ = _version("onionskin")
 except _PackageNotFoundError:  # pragma: no cover - only when run from a source tree
     __version__ = "0.0.0"
+from onionskin.core.errors import (
+    ApprovalDecidedError,
+    ApprovalNotFoundError,
+    ApprovalRequiredError,
+)
 from onionskin.core.progress import (
     ResumePoint,
 )
@@ -86,6 +91,9 @@ from onionskin.middleware.budget import BudgetAlert, BudgetConfig, BudgetMiddlew
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
 from onionskin.middleware.checkpoint import (
     CheckpointMiddleware,
+)
+from onionskin.middleware.cost import (
+    CostMiddleware,
 )
 from onionskin.middleware.fallback import (
     FallbackRecord,
@@ -102,6 +110,9 @@ from onionskin.middleware.pii import (
 )
 from onionskin.middleware.rate_limit import RateLimit, RateLimitConfig, RateLimiterMiddleware
 from onionskin.middleware.retry import RetryConfig, RetryMiddleware
+from onionskin.middleware.tenant import (
+    TenantMiddleware,
+)
 from onionskin.middleware.tenant_config import (
     TenantConfigMiddleware,
     current_tenant_config,
@@ -109,11 +120,25 @@ from onionskin.middleware.tenant_config import (
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.trace import TraceConfig, TraceMiddleware
 from onionskin.middleware.validation import ValidationConfig, ValidationMiddleware
+from onionskin.stores.approvals import (
+    ApprovalQueue,
+    ApprovalRequest,
+    MemoryApprovalQueue,
+)
 from onionskin.stores.checkpoints import (
     Checkpoint,
     CheckpointStore,
     MemoryCheckpointStore,
     RunSummary,
+)
+from onionskin.stores.ledger import (
+    CostEntry,
+    CostLedger,
+    CostTotals,
+    MemoryCostLedger,
+)
+from onionskin.tenancy.approvals import (
+    resume_approved,
 )
 from onionskin.tenancy.checkpoints import (
     ScopedCheckpointStore,
@@ -131,12 +156,20 @@ from onionskin.tenancy.config import (
     compose_prompt,
     merge_configs,
 )
+from onionskin.tenancy.cost import (
+    TenantCostTracker,
+)
 
 __all__ = [
     "Agent",
     "AgentCall",
     "AgentError",
     "AgentResult",
+    "ApprovalDecidedError",
+    "ApprovalNotFoundError",
+    "ApprovalQueue",
+    "ApprovalRequest",
+    "ApprovalRequiredError",
     "AsyncGuardedTool",
     "AuthenticationError",
     "BaseMiddleware",
@@ -160,6 +193,10 @@ __all__ = [
     "ConfigError",
     "ConfigProvider",
     "ConfigRequest",
+    "CostEntry",
+    "CostLedger",
+    "CostMiddleware",
+    "CostTotals",
     "DataPart",
     "EmptyModelResponseError",
     "Event",
@@ -179,7 +216,9 @@ __all__ = [
     "IConfigProvider",
     "InvalidInputError",
     "MaxStepsExceededError",
+    "MemoryApprovalQueue",
     "MemoryCheckpointStore",
+    "MemoryCostLedger",
     "Message",
     "MiddlewareContext",
     "MiddlewarePipeline",
@@ -224,7 +263,9 @@ __all__ = [
     "SystemClock",
     "TenantConfigMiddleware",
     "TenantContext",
+    "TenantCostTracker",
     "TenantError",
+    "TenantMiddleware",
     "TenantScopedCheckpointStore",
     "TextDelta",
     "TextPart",
@@ -252,4 +293,5 @@ __all__ = [
     "merge_configs",
     "price_usage",
     "request_metadata_scope",
+    "resume_approved",
 ]

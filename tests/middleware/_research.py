@@ -39,8 +39,10 @@ def _note(log: Path | None, line: str) -> None:
             file.write(line + "\n")
 
 
-def build(log: Path | None = None, *, middleware: list[object]) -> Orchestrator:
-    """The pipeline with `middleware` (outermost first)."""
+def build(
+    log: Path | None = None, *, middleware: list[object], price_per_mtok: int = 0
+) -> Orchestrator:
+    """The pipeline with `middleware` (outermost first); models priced at `price_per_mtok`."""
     values = {"alpha": 1, "beta": 2, "gamma": 3}
 
     def lookup(key: str) -> str:
@@ -70,10 +72,20 @@ def build(log: Path | None = None, *, middleware: list[object]) -> Orchestrator:
     agents = [
         Agent(
             "researcher",
-            model=ScriptedModel(researcher),
+            model=ScriptedModel(
+                researcher,
+                input_price_per_mtok=price_per_mtok,
+                output_price_per_mtok=price_per_mtok,
+            ),
             tools=[Tool(lookup)],
             instructions="Research.",
         ),
-        Agent("writer", model=ScriptedModel(writer), instructions="{tone}"),
+        Agent(
+            "writer",
+            model=ScriptedModel(
+                writer, input_price_per_mtok=price_per_mtok, output_price_per_mtok=price_per_mtok
+            ),
+            instructions="{tone}",
+        ),
     ]
     return Orchestrator(Pipeline(agents, name="research"), middleware=middleware)

@@ -9,12 +9,15 @@ OnionskinError
 │   ├── RateLimitExceededError
 │   ├── CircuitOpenError
 │   ├── BudgetExceededError
+│   │   └── ApprovalRequiredError   over budget: the call waits for an operator
 │   ├── GuardTimeoutError
 │   ├── CallLimitExceededError
 │   ├── HallucinationError      the model or a tool asserted what no source supports
 │   └── InvalidInputError       with `errors`: field paths and messages
 ├── StoreError                  a store could not read or write
-│   └── GuardStoreError         a fail-closed guard's store is down: the call was refused
+│   ├── GuardStoreError         a fail-closed guard's store is down: the call was refused
+│   ├── ApprovalNotFoundError   no such approval request for this tenant
+│   └── ApprovalDecidedError    the approval request was decided already
 ├── ModelError                  the model misbehaved or could not be reached
 │   ├── ModelHTTPError
 │   └── EmptyModelResponseError neither text nor tool calls
@@ -155,6 +158,35 @@ class BudgetExceededError(GuardError):
         }
 
 
+class ApprovalRequiredError(BudgetExceededError):
+    """The tenant's budget is spent and the call waits in the approval queue."""
+
+    def __init__(
+        self,
+        tenant_id: str | None = None,
+        *,
+        approval_id: str,
+        scope: str = "tenant",
+        key: str | None = None,
+        limit: Decimal | None = None,
+        spent: Decimal | None = None,
+        requested: Decimal | None = None,
+    ) -> None:
+        super().__init__(
+            tenant_id, scope=scope, key=key, limit=limit, spent=spent, requested=requested
+        )
+        self.approval_id = approval_id
+        who = f" of tenant {tenant_id!r}" if tenant_id else ""
+        amounts = "" if limit is None or spent is None else f" (${spent} of ${limit})"
+        self.args = (
+            f"the {scope} budget{who} is spent{amounts}; the call waits for approval request "
+            f"{approval_id!r}: once an operator approves it, run again with the same run_id",
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "approval_id": self.approval_id}
+
+
 class GuardTimeoutError(GuardError):
     """A call took longer than its timeout and was cancelled."""
 
@@ -237,6 +269,36 @@ class GuardStoreError(StoreError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.guard, self.cause))
+
+
+class ApprovalNotFoundError(StoreError):
+    """No such approval request for this tenant (it may exist for another: not revealed)."""
+
+    def __init__(self, approval_id: str, tenant_id: str | None) -> None:
+        self.approval_id = approval_id
+        self.tenant_id = tenant_id
+        super().__init__(
+            f"no approval request {approval_id!r} for tenant {tenant_id!r}; list the "
+            "tenant's requests to find its ids"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.approval_id, self.tenant_id))
+
+
+class ApprovalDecidedError(StoreError):
+    """The approval request was already decided: a request is decided exactly once."""
+
+    def __init__(self, approval_id: str, status: str) -> None:
+        self.approval_id = approval_id
+        self.status = status
+        super().__init__(
+            f"approval request {approval_id!r} was already {status}; a request is decided "
+            "once: submit a new one to ask again"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.approval_id, self.status))
 
 
 class ModelError(OnionskinError):

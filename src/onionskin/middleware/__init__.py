@@ -9,6 +9,9 @@ from onionskin.middleware.checkpoint import (
     CheckpointMiddleware,
 )
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
+from onionskin.middleware.cost import (
+    CostMiddleware,
+)
 from onionskin.middleware.fallback import (
     FallbackRecord,
     ModelFallbackConfig,
@@ -50,6 +53,7 @@ __all__ = [
     "CheckpointMiddleware",
     "CircuitBreakerConfig",
     "CircuitBreakerMiddleware",
+    "CostMiddleware",
     "FallbackRecord",
     "GuardConfig",
     "GuardMiddleware",

@@ -40,6 +40,8 @@ from onionskin.stores.checkpoints import Checkpoint, CheckpointKind, CheckpointS
 from onionskin.tenancy.checkpoints import TenantScopedCheckpointStore
 
 _KEY = "checkpoint"
+LATEST_KEY = "checkpoint_id"
+"""`guard_state` key of the run's latest checkpoint id (an approval request records it)."""
 
 
 @dataclass(slots=True)
@@ -95,7 +97,7 @@ class CheckpointMiddleware:
         )
         await cursor.store.save_checkpoint(checkpoint)
         cursor.step += 1
-        cursor.parent_id = checkpoint.checkpoint_id
+        cursor.parent_id = ctx.guard_state[LATEST_KEY] = checkpoint.checkpoint_id
 
     async def wrap_pipeline(
         self, call: PipelineCall, call_next: Callable[[PipelineCall], Awaitable[PipelineResult]]
