@@ -145,10 +145,11 @@ class SqlDatabase:
                     await connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
                 async with connection.begin():
                     if tenant_id is not None and self.dialect == "postgresql":
-                        await connection.exec_driver_sql(f"SET LOCAL ROLE {TENANT_ROLE}")
+                        # One round trip: `role` is a setting too (SET LOCAL ROLE's own).
                         await connection.exec_driver_sql(
-                            "SELECT set_config(%(setting)s, %(tenant)s, true)",
-                            {"setting": TENANT_SETTING, "tenant": tenant_id},
+                            "SELECT set_config('role', %(role)s, true), "
+                            "set_config(%(setting)s, %(tenant)s, true)",
+                            {"role": TENANT_ROLE, "setting": TENANT_SETTING, "tenant": tenant_id},
                         )
                     yield connection
         except SQLAlchemyError as error:
