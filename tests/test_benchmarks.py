@@ -42,4 +42,15 @@ def test_guard_benchmark_reports_every_guard_and_the_full_stack_as_json(redis_ur
     assert len([s for s in subjects if s.startswith("guard:")]) == 11
     assert all(row["us_per_call"] > 0 for row in report["rows"])
     assert report["full_added_us"] > 0
-    assert report["redis"]["round_trips_per_call"] >= 1
+    redis = {row["stack"]: row for row in report["redis"]["stacks"]}
+    assert (
+        report["redis"]["round_trips_per_call"]
+        == redis["breaker+limiter+budget"]["round_trips_per_call"]
+    )
+    trips = {
+        stack: (row["admission_round_trips_per_call"], row["after_call_round_trips_per_call"])
+        for stack, row in redis.items()
+    }
+    # The issue: limiter + budget admit in ONE round trip; the breaker adds its own admit.
+    # After the call: the budget's settle, and the breaker's record of the success.
+    assert trips == {"limiter+budget": (1, 1), "breaker+limiter+budget": (2, 2)}

@@ -9,10 +9,14 @@ from typing import Any
 import pytest
 
 from onionskin import (
+    BudgetExceededError,
+    CallLimitExceededError,
     CircuitOpenError,
     ConfigError,
+    GuardTimeoutError,
     InvalidInputError,
     ModelRequest,
+    RateLimitExceededError,
     TenantContext,
     ToolCall,
     ToolResult,
@@ -146,6 +150,41 @@ async def test_ignored_and_uncounted_errors_do_not_open_the_circuit() -> None:
         with pytest.raises((InvalidInputError, asyncio.CancelledError)):
             await breaker._guard("tool:x", raiser, None)
     assert await breaker.state("tool:x") == "closed"
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        RateLimitExceededError("tenant:acme", 1.0),
+        BudgetExceededError("acme"),
+        CallLimitExceededError("tool", 3),
+        InvalidInputError("bad argument"),
+    ],
+)
+async def test_other_guards_refusals_never_open_the_circuit_by_default(
+    refusal: Exception,
+) -> None:
+    breaker = CircuitBreakerMiddleware(CircuitBreakerConfig(failure_threshold=2), clock=FakeClock())
+
+    async def refused(call: Any) -> str:
+        raise refusal
+
+    for _ in range(5):
+        with pytest.raises(type(refusal)):
+            await breaker._guard("tool:x", refused, None)
+    assert await breaker.state("tool:x") == "closed"
+
+
+async def test_a_timeout_counts_as_a_failure_of_the_callee() -> None:
+    breaker = CircuitBreakerMiddleware(CircuitBreakerConfig(failure_threshold=2), clock=FakeClock())
+
+    async def slow(call: Any) -> str:
+        raise GuardTimeoutError("tool:x", 1.0)
+
+    for _ in range(2):
+        with pytest.raises(GuardTimeoutError):
+            await breaker._guard("tool:x", slow, None)
+    assert await breaker.state("tool:x") == "open"
 
 
 async def test_a_success_resets_the_failure_count() -> None:

@@ -13,10 +13,13 @@ Every admitted call pays for the guard (issue: the whole guard stack on memory s
 at most 25 µs), so what does not change between calls is worked out once: tool prices and
 alert thresholds in micro-dollars at construction, the tenant's period and budget line once
 per period. On the built-in memory store, which never waits, a reservation needs no task
-and no shield to be seen through; stores that wait (Redis) keep both.
+and no shield to be seen through; stores that wait (Redis) keep both. Built by `GuardConfig`
+on one Redis with a rate limiter, it takes the limiter's charges with its reservation in one
+round trip (`_admission.py`).
 
-Over 200 lines: admission, the three ways a refusal ends, settling and alerts are one cycle,
-read together; the config and its checks live in `_budget_config.py`.
+Over 400 lines: admission, the three ways a refusal ends, settling and alerts are one cycle,
+read together, and the joint admission hooks into each step of it; the config and its checks
+live in `_budget_config.py`, the handoff from the limiter in `_admission.py`.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import TypeVar
 from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall, ToolResult
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.context import RunContext, current_context_or_none
-from onionskin.core.errors import BudgetExceededError, ConfigError, StoreError
+from onionskin.core.errors import BudgetExceededError, ConfigError, GuardStoreError, StoreError
 from onionskin.core.ids import new_id
+from onionskin.middleware._admission import AdmissionStore, pending_for
 from onionskin.middleware._budget_config import KEEP_FOR, PeriodLabels, alert_marks, send_alert
 from onionskin.middleware._budget_config import AlertCallback as AlertCallback
 from onionskin.middleware._budget_config import ApproveCallback as ApproveCallback
@@ -91,6 +95,8 @@ class BudgetMiddleware:
         # Exactly the built-in memory store: its operations never wait, so nothing can
         # interrupt one half-way. A subclass may override them with ones that do.
         self._waitless = type(self.store) is MemoryBudgetStore
+        self._joint: AdmissionStore | None = None
+        """Where the limiter's charges are taken with a reservation (`_admission.fuse`)."""
         self._limits = limits = {
             scope: None if amount is None else limit_micros(amount)
             for scope, amount in (
@@ -133,6 +139,8 @@ class BudgetMiddleware:
         """Reserve the request's most expensive answer, call the model, settle to its usage."""
         scope = self._scope(current_context_or_none(), None)
         if scope is None:
+            if self._joint is not None:
+                await self._take_charges()
             return await next(request)
         request, rid = await self._admit_model(request, scope)
         model = request.model
@@ -147,6 +155,8 @@ class BudgetMiddleware:
         price = self._tool_prices.get(call.tool_name)
         scope = None if price is None else self._scope(current_context_or_none(), call)
         if price is None or scope is None:
+            if self._joint is not None:
+                await self._take_charges()
             return await next(call)
         cost, micros = price
         rid = await self._reserve(scope, cost, micros)
@@ -154,6 +164,8 @@ class BudgetMiddleware:
             rid = await self._refused(scope, rid, cost, micros)
         # `_run`, written out: one coroutine less for every budgeted tool call.
         try:
+            if self._joint is not None:
+                await self._take_charges()
             result = await next(call)
         except BaseException:
             await self._end(scope, rid, None)
@@ -234,6 +246,8 @@ class BudgetMiddleware:
     ) -> _Admission:
         per_call = self._limits["call"]
         if not approved and per_call is not None and micros > per_call:
+            if self._joint is not None:
+                await self._take_charges()  # the limiter answers first, as when it stood alone
             return BudgetExceededError(
                 scope.tenant_id, scope="call", limit=from_micros(per_call), requested=amount
             )
@@ -243,8 +257,14 @@ class BudgetMiddleware:
         if approved:  # an approved call goes through, and its cost is still counted
             lines = tuple(replace(line, limit_micros=None) for line in lines)
         rid = new_id()
+        joint = self._joint
+        handoff = None if joint is None else pending_for(self)
         try:
-            if self._waitless:
+            if joint is not None and handoff is not None:
+                # The limiter's charges and this reservation, in one store operation.
+                reservation = (rid, lines, micros, self.config.reservation_ttl)
+                refusal = await handoff.reserve(joint, self._unlosable, reservation)
+            elif self._waitless:
                 # Nothing to see through: the memory store reserves without waiting. This
                 # one yield is where a call cancelled or out of time at admission stops,
                 # holding nothing and never run, as it would while a remote store answers.
@@ -253,6 +273,8 @@ class BudgetMiddleware:
             else:
                 refusal = await self._hold(rid, lines, micros)
         except StoreError as error:
+            if isinstance(error, GuardStoreError):
+                raise  # the fused limiter failed closed: its refusal, not a store failure of ours
             return self._policy.failed(error, when_open=None)  # fail open: nothing held
         self._policy.succeeded()
         if refusal is None:
@@ -268,7 +290,17 @@ class BudgetMiddleware:
 
     async def _hold(self, rid: str, lines: tuple[BudgetLine, ...], micros: int) -> Refusal | None:
         ttl = self.config.reservation_ttl
-        reserving = asyncio.ensure_future(self.store.reserve(rid, lines, micros, ttl))
+        return await self._unlosable(rid, self.store.reserve(rid, lines, micros, ttl))
+
+    async def _take_charges(self) -> None:
+        """Take the limiter's charges alone if this call left them here and nobody took them."""
+        handoff = pending_for(self)
+        if handoff is not None:
+            await handoff.take_alone()
+
+    async def _unlosable(self, rid: str, operation: Awaitable[T]) -> T:
+        """Await a reservation `rid`; cancelled meanwhile, see it land, then release it."""
+        reserving = asyncio.ensure_future(operation)
         try:
             await asyncio.wait((reserving,))  # like shield: a cancelled wait leaves it running
         except asyncio.CancelledError:
@@ -310,6 +342,8 @@ class BudgetMiddleware:
         """Call `next`, then settle `rid` to `price(result)` micro-dollars, or release it."""
         # Released when `price` says None, and on every other exit: error, timeout, cancel.
         try:
+            if self._joint is not None:
+                await self._take_charges()
             result = await next(call)
             micros = price(result)
         except BaseException:

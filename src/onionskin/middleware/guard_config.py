@@ -8,6 +8,10 @@ retried three times counts once; trace sits inside retry, so every attempt is re
 Shorthands cover the seed's common cases (`validate_input=True`, `max_retries=2`,
 `timeout=5.0`, `before_call=...`); the full config objects (`validation=`, `retry=`) give
 every option. Giving both for one guard is refused: which one should win is a guess.
+
+With `redis_url`, a rate limiter and a budget are admitted together, in one round trip to
+Redis (the issue's requirement; `_admission.py`): the limiter leaves its charges to the
+budget layer just inside it, which takes them with its reservation.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ConfigError
+from onionskin.middleware._admission import fuse
 from onionskin.middleware._config import require_bool, require_int, require_positive
 from onionskin.middleware.budget import BudgetConfig, BudgetMiddleware
 from onionskin.middleware.circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
@@ -133,6 +138,22 @@ class GuardConfig:
         """
         return self.build_with_stores()[0]
 
+    def _limiter_and_budget(self, stores: StoreConnections) -> list[object]:
+        """The rate limiter and the budget, admitted together when both are on Redis."""
+        clock, limit, budget = self.clock, self.rate_limit, self.budget
+        joint = None if limit is None or budget is None else stores.admission()
+        if limit is not None and budget is not None and joint is not None:
+            limiter = RateLimiterMiddleware(limit, clock=clock, store=joint.limits)
+            spender = BudgetMiddleware(budget, clock=clock, store=joint.budget)
+            fuse(limiter, spender, joint)
+            return [limiter, spender]
+        layers: list[object] = []
+        if limit is not None:
+            layers.append(RateLimiterMiddleware(limit, clock=clock, store=stores.rate_limit()))
+        if budget is not None:
+            layers.append(BudgetMiddleware(budget, clock=clock, store=stores.budget()))
+        return layers
+
     def build_with_stores(self) -> tuple[list[object], StoreConnections]:
         """The guards, and the store connections they opened (to close when done)."""
         clock = self.clock
@@ -142,12 +163,7 @@ class GuardConfig:
             layers.append(
                 CircuitBreakerMiddleware(self.circuit_breaker, clock=clock, store=stores.circuit())
             )
-        if self.rate_limit is not None:
-            layers.append(
-                RateLimiterMiddleware(self.rate_limit, clock=clock, store=stores.rate_limit())
-            )
-        if self.budget is not None:
-            layers.append(BudgetMiddleware(self.budget, clock=clock, store=stores.budget()))
+        layers += self._limiter_and_budget(stores)
         validation = self._validation()
         if validation is not None:
             layers.append(ValidationMiddleware(validation))
@@ -204,6 +220,14 @@ class StoreConnections:
         from onionskin.stores.redis_budget import RedisBudgetStore
 
         return RedisBudgetStore(self._redis())
+
+    def admission(self) -> Any:
+        """A Redis store admitting limiter and budget together, or None on memory."""
+        if self._url is None:
+            return None
+        from onionskin.stores.redis_admission import RedisAdmissionStore
+
+        return RedisAdmissionStore(self._redis())
 
     def rate_limit(self) -> Any:
         """A Redis rate-limit store, or None for the guard's own memory store."""

@@ -13,6 +13,9 @@ tenant or user) and live in a `RateLimitStore`: this process's memory by default
 to share one limit between processes. When the store fails, the limiter fails closed
 (`GuardStoreError`) unless `fail_open=True`. Written here, not taken from a library: see
 `onionskin.stores.rate_limit`. Over 200 lines: the config and its checks belong with it.
+
+Built by `GuardConfig` on one Redis with a budget, the limiter leaves its charges to the
+budget layer, which takes them with its reservation in one round trip (`_admission.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeVar
 
 from onionskin.core.calls import ModelRequest, ModelResponse, ToolCall, ToolResult
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.context import RunContext, current_context_or_none
 from onionskin.core.errors import ConfigError, InvalidInputError, RateLimitExceededError, StoreError
+from onionskin.middleware._admission import PENDING, Attempt, Handoff
 from onionskin.middleware._config import require_bool, require_choice, require_int, require_positive
 from onionskin.middleware._store_policy import StorePolicy
 from onionskin.runtime.models._estimate import estimate_tokens
@@ -43,6 +47,8 @@ KeyFunction: TypeAlias = Callable[[str, str], str | None]
 """`(kind, name) -> key`: kind is `"model"` or `"tool"`; None leaves the call unlimited."""
 Unit: TypeAlias = Literal["calls", "tokens"]
 Kinds: TypeAlias = Literal["all", "model", "tool"]
+C = TypeVar("C")
+R = TypeVar("R")
 
 logger = logging.getLogger("onionskin.guards")
 _PERS: tuple[Per, ...] = ("global", "tenant", "user", "tool", "model")
@@ -237,6 +243,8 @@ class RateLimiterMiddleware:
         self.clock = clock
         self.store: RateLimitStore = store if store is not None else MemoryRateLimitStore(clock)
         self._policy = StorePolicy("rate_limiter", fail_open=self.config.fail_open)
+        self._defer_to: object | None = None
+        """The budget layer that takes this limiter's charges with its own (`_admission.fuse`)."""
         limits = self.config.limits
         self._weighed = any(limit.unit == "tokens" for limit in limits)
         self._buckets: dict[str, tuple[_Bucket, ...]] = {
@@ -265,14 +273,18 @@ class RateLimiterMiddleware:
         store = self.store
         return type(store) is MemoryRateLimitStore and store.acquire_nowait(charges).allowed
 
-    async def _admit(self, charges: Sequence[Charge]) -> Admission:
+    async def _admit(self, charges: Sequence[Charge], attempt: Attempt | None = None) -> Admission:
+        """Take `charges` from the store, or through `attempt` (a joint admission), waiting."""
         if not charges:
             return ADMITTED
         started = self.clock.monotonic()
         while True:
             # Awaited here, not through `StorePolicy.run`: one coroutine less per call.
             try:
-                admission = await self.store.acquire(charges)
+                if attempt is None:
+                    admission = await self.store.acquire(charges)
+                else:
+                    admission = await attempt()
             except StoreError as error:
                 return self._policy.failed(error, when_open=_UNGUARDED)
             self._policy.succeeded()
@@ -285,14 +297,51 @@ class RateLimiterMiddleware:
                 )
             await self.clock.sleep(admission.retry_after)
 
-    async def _reconcile(self, charges: Sequence[Charge], delta: int) -> None:
+    async def _deferred(
+        self,
+        charges: list[Charge],
+        reserved: list[Charge],
+        estimate: int,
+        next: Callable[[C], Awaitable[R]],
+        call: C,
+        used: Callable[[R], int],
+    ) -> R:
+        """Leave `charges` to the budget layer inside, then reconcile as `wrap_model_call`."""
+        handoff = Handoff(self._defer_to, charges, self._admit)
+        token = PENDING.set(handoff)
+        try:
+            result = await next(call)
+        except BaseException:
+            if reserved and handoff.taken is not None and handoff.taken is not _UNGUARDED:
+                await asyncio.shield(self._reconcile(reserved, -estimate))
+            raise
+        finally:
+            PENDING.reset(token)
+        if handoff.taken is None:
+            # The budget layer was never reached (a chain GuardConfig does not build): the
+            # call ran all the same, so its charges are counted late rather than never.
+            logger.warning(
+                "rate_limiter: the budget layer meant to admit this call with it was not in "
+                "the chain; its charges were counted after the call. Keep the two together, "
+                "as GuardConfig builds them"
+            )
+            handoff.taken = ADMITTED
+            await self._reconcile(charges, None)
+        if reserved and handoff.taken is not _UNGUARDED:
+            await self._reconcile(reserved, used(result) - estimate)
+        return result
+
+    async def _reconcile(self, charges: Sequence[Charge], delta: int | None) -> None:
+        """Adjust `charges` by `delta` tokens each, or by their own costs when None."""
         if not charges or delta == 0:
             return
         try:
-            await self.store.adjust([replace(charge, cost=delta) for charge in charges])
+            if delta is not None:
+                charges = [replace(charge, cost=delta) for charge in charges]
+            await self.store.adjust(charges)
         except StoreError as error:
             # The call has ended: its result or its own error matters more than our books.
-            logger.warning("rate_limiter: could not reconcile %d tokens (%s)", delta, error)
+            logger.warning("rate_limiter: could not reconcile %s tokens (%s)", delta, error)
 
     def _estimate(self, request: ModelRequest) -> int:
         max_tokens: object = request.settings.get("max_tokens")
@@ -312,6 +361,8 @@ class RateLimiterMiddleware:
         estimate = self._estimate(request) if self._weighed else 0
         reserved: list[Charge] = []
         charges = self._charges("model", request.model.name, estimate, reserved)
+        if charges and self._defer_to is not None:
+            return await self._deferred(charges, reserved, estimate, next, request, _total_tokens)
         admission = ADMITTED
         if charges and not self._admitted_at_once(charges):
             admission = await self._admit(charges)
@@ -331,6 +382,16 @@ class RateLimiterMiddleware:
     ) -> ToolResult:
         """Admit one tool call."""
         charges = self._charges("tool", call.tool_name)
+        if charges and self._defer_to is not None:
+            return await self._deferred(charges, [], 0, next, call, _no_tokens)
         if charges and not self._admitted_at_once(charges):
             await self._admit(charges)
         return await next(call)
+
+
+def _total_tokens(response: ModelResponse) -> int:
+    return response.usage.total_tokens
+
+
+def _no_tokens(result: ToolResult) -> int:
+    return 0  # never asked: a tool call reserves no tokens

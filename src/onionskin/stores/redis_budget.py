@@ -9,7 +9,9 @@ append-only hash `line:<key>:ledger` (reservation id -> micro-dollars) and the s
 Settling reads a reservation's lines from Redis, so the scripts touch keys they were not
 passed: use a standalone Redis (or one shard), not a cluster.
 
-Over 200 lines: a third of it is the Lua, kept next to the Python that calls it.
+`PRELUDE` and `RESERVE_STEPS` are also the budget's half of the joint admission in
+`redis_admission.py`. Over 200 lines: a third of it is the Lua, kept next to the Python that
+calls it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from onionskin.stores.budget import (
     check_reservation,
 )
 
-_PRELUDE = """
+PRELUDE = """
 local P = ARGV[1]
 local function now_ms()
   local t = redis.call('TIME')
@@ -56,31 +58,49 @@ end
 local function line_key(key) return P .. ':line:' .. key end
 """
 
+# With ARGV[2..5] the reservation's id, amount, ttl ms and grace ms:
+# `check_lines(first, now)`, for the lines (key, limit or -1, keep ms or -1) from ARGV[first]
+# on, purges expired holds and answers the lines to hold, or nil and the refusal
+# {key, limit, spent, held}; `hold_lines(lines, now)` holds the amount on them and records
+# the reservation. `reserved()`: the reservation is already held (then admit it again).
+RESERVE_STEPS = """
+local function reserved()
+  return redis.call('EXISTS', P .. ':res:' .. ARGV[2]) == 1
+end
+local function check_lines(first, now)
+  local amount, lines = tonumber(ARGV[3]), {}
+  for i = first, #ARGV, 3 do
+    local base, limit = line_key(ARGV[i]), tonumber(ARGV[i + 1])
+    purge(base, now)
+    if limit >= 0 then
+      local v = redis.call('HMGET', base, 'spent', 'held')
+      local spent, held = tonumber(v[1] or 0), tonumber(v[2] or 0)
+      if spent + held + amount > limit then return nil, {ARGV[i], limit, spent, held} end
+    end
+    lines[#lines + 1] = {ARGV[i], tonumber(ARGV[i + 2])}
+  end
+  return lines, nil
+end
+local function hold_lines(lines, now)
+  local rid, ttl, grace = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+  for _, line in ipairs(lines) do
+    local base = line_key(line[1])
+    redis.call('HSET', base, 'h:' .. rid, ARGV[3])
+    redis.call('HINCRBY', base, 'held', ARGV[3])
+    redis.call('ZADD', base .. ':exp', now + ttl, rid)
+    keep(base, line[2])
+  end
+  redis.call('SET', P .. ':res:' .. rid, cjson.encode(lines), 'PX', ttl + grace)
+end
+"""
+
 # ARGV: prefix, id, amount, ttl ms, grace ms, then (key, limit or -1, keep ms or -1) per line.
 _RESERVE = """
-local rid, amount, ttl, grace = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local record = P .. ':res:' .. rid
-if redis.call('EXISTS', record) == 1 then return {} end
+if reserved() then return {} end
 local now = now_ms()
-local lines = {}
-for i = 6, #ARGV, 3 do
-  local base, limit = line_key(ARGV[i]), tonumber(ARGV[i + 1])
-  purge(base, now)
-  if limit >= 0 then
-    local v = redis.call('HMGET', base, 'spent', 'held')
-    local spent, held = tonumber(v[1] or 0), tonumber(v[2] or 0)
-    if spent + held + amount > limit then return {ARGV[i], limit, spent, held} end
-  end
-  lines[#lines + 1] = {ARGV[i], tonumber(ARGV[i + 2])}
-end
-for _, line in ipairs(lines) do
-  local base = line_key(line[1])
-  redis.call('HSET', base, 'h:' .. rid, ARGV[3])
-  redis.call('HINCRBY', base, 'held', ARGV[3])
-  redis.call('ZADD', base .. ':exp', now + ttl, rid)
-  keep(base, line[2])
-end
-redis.call('SET', record, cjson.encode(lines), 'PX', ttl + grace)
+local lines, refused = check_lines(6, now)
+if not lines then return refused end
+hold_lines(lines, now)
 return {}
 """
 
@@ -133,17 +153,42 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def hold_args(reservation_id: str, amount_micros: int, ttl: float) -> list[str | int]:
+    """`RESERVE_STEPS`' ARGV[2..5]: the reservation's id, amount, ttl and grace (ms)."""
+    return [reservation_id, amount_micros, _ms(ttl), _ms(RECORD_GRACE)]
+
+
+def line_args(lines: Sequence[BudgetLine]) -> list[str | int]:
+    """`check_lines`' arguments: (key, limit or -1, keep ms or -1) per line."""
+    args: list[str | int] = []
+    for line in lines:
+        limit = -1 if line.limit_micros is None else line.limit_micros
+        args += [line.key, limit, _ms(line.keep_for)]
+    return args
+
+
+def refusal_of(reply: Sequence[Any]) -> Refusal:
+    """The `Refusal` of a refusal reply `{key, limit, spent, held}`.
+
+    Any: the script's reply, bytes and integers as Redis sends them.
+    """
+    key, limit, spent, held = reply
+    return Refusal(
+        key=_text(key), limit_micros=int(limit), spent_micros=int(spent), held_micros=int(held)
+    )
+
+
 class RedisBudgetStore:
     """Budgets shared by every process that uses the same Redis and key prefix."""
 
     def __init__(self, scripts: RedisScripts) -> None:
         self.scripts = scripts
         self._prefix = scripts.key("budget")
-        self._reserve = scripts.register(_PRELUDE + _RESERVE)
-        self._end = scripts.register(_PRELUDE + _END)
-        self._read = scripts.register(_PRELUDE + _READ)
-        self._ledger = scripts.register(_PRELUDE + _LEDGER)
-        self._claim = scripts.register(_PRELUDE + _CLAIM)
+        self._reserve = scripts.register(PRELUDE + RESERVE_STEPS + _RESERVE)
+        self._end = scripts.register(PRELUDE + _END)
+        self._read = scripts.register(PRELUDE + _READ)
+        self._ledger = scripts.register(PRELUDE + _LEDGER)
+        self._claim = scripts.register(PRELUDE + _CLAIM)
 
     @classmethod
     def from_url(cls, url: str | None = None, *, prefix: str = "onionskin") -> RedisBudgetStore:
@@ -162,17 +207,9 @@ class RedisBudgetStore:
     ) -> Refusal | None:
         """Hold `amount_micros` on every line, or on none; None when admitted."""
         check_reservation(lines, amount_micros, ttl)
-        args: list[str | int] = [reservation_id, amount_micros, _ms(ttl), _ms(RECORD_GRACE)]
-        for line in lines:
-            limit = -1 if line.limit_micros is None else line.limit_micros
-            args += [line.key, limit, _ms(line.keep_for)]
+        args = hold_args(reservation_id, amount_micros, ttl) + line_args(lines)
         refused = await self._run(self._reserve, *args)
-        if not refused:
-            return None
-        key, limit, spent, held = refused
-        return Refusal(
-            key=_text(key), limit_micros=int(limit), spent_micros=int(spent), held_micros=int(held)
-        )
+        return refusal_of(refused) if refused else None
 
     async def settle(self, reservation_id: str, actual_micros: int) -> Mapping[str, int] | None:
         """Charge `actual_micros` to the reservation's lines; their new spend by key."""

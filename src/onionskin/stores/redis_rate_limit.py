@@ -8,7 +8,8 @@ again, so idle buckets cost nothing. Multi-key scripts need one node: on Redis C
 the buckets of one call a hash tag.
 
 Lua turns numbers into integers on the way out, so times travel as strings; `%.6f` keeps
-microseconds of a Unix time.
+microseconds of a Unix time. `NOW` and `PLAN_ACQUIRE` are also the limiter's half of the
+joint admission in `redis_admission.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from onionskin.stores._redis import RedisScripts
 from onionskin.stores.rate_limit import ADMITTED, TOLERANCE, Admission, Charge, check_charges
 
-_NOW = """
+NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function save(key, tat)
@@ -36,36 +37,52 @@ local function start(key)
 end
 """
 
+# `plan_acquire(o)`: for KEYS, with ARGV[o] the tolerance and (rate, burst, cost) per bucket
+# after it, the buckets' new TATs, or nil and the refusal {0, retry_after, index of the
+# refusing bucket}; it changes nothing. `commit_acquire(new)` saves them.
+PLAN_ACQUIRE = """
+local function plan_acquire(o)
+  local tolerance = tonumber(ARGV[o])
+  local new, longest, refused = {}, 0, 0
+  for i, key in ipairs(KEYS) do
+    local a = o + 3 * i - 2
+    local rate, burst, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local wait
+    if cost > burst then
+      wait = math.huge
+    else
+      new[i] = start(key) + cost / rate
+      wait = new[i] - burst / rate - now
+    end
+    if wait > tolerance and wait > longest then longest, refused = wait, i end
+  end
+  if refused > 0 then
+    if longest == math.huge then return nil, {0, 'inf', refused} end
+    return nil, {0, string.format('%.6f', longest), refused}
+  end
+  return new, nil
+end
+local function commit_acquire(new)
+  for i, key in ipairs(KEYS) do save(key, new[i]) end
+end
+"""
+
 # KEYS: buckets; ARGV: tolerance, then (rate, burst, cost) per bucket.
 # Returns {1} when admitted, {0, retry_after, index of the refusing bucket} when refused.
 _ACQUIRE = (
-    _NOW
+    NOW
+    + PLAN_ACQUIRE
     + """
-local tolerance = tonumber(ARGV[1])
-local new, longest, refused = {}, 0, 0
-for i, key in ipairs(KEYS) do
-  local rate, burst, cost = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i]), tonumber(ARGV[3*i+1])
-  local wait
-  if cost > burst then
-    wait = math.huge
-  else
-    new[i] = start(key) + cost / rate
-    wait = new[i] - burst / rate - now
-  end
-  if wait > tolerance and wait > longest then longest, refused = wait, i end
-end
-if refused > 0 then
-  if longest == math.huge then return {0, 'inf', refused} end
-  return {0, string.format('%.6f', longest), refused}
-end
-for i, key in ipairs(KEYS) do save(key, new[i]) end
+local new, refused = plan_acquire(1)
+if not new then return refused end
+commit_acquire(new)
 return {1}
 """
 )
 
 # KEYS: buckets; ARGV: (rate, cost) per bucket.
 _ADJUST = (
-    _NOW
+    NOW
     + """
 for i, key in ipairs(KEYS) do
   local rate, cost = tonumber(ARGV[2*i-1]), tonumber(ARGV[2*i])
@@ -81,6 +98,21 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
+def acquire_args(charges: Sequence[Charge]) -> list[str]:
+    """`PLAN_ACQUIRE`'s arguments: the tolerance, then (rate, burst, cost) per charge."""
+    args = [_num(TOLERANCE)]
+    for charge in charges:
+        args += [_num(charge.rate), _num(charge.burst), _num(charge.cost)]
+    return args
+
+
+def refused_admission(charges: Sequence[Charge], reply: Sequence[object]) -> Admission:
+    """The `Admission` of a refusal reply `{0, retry_after, index}`."""
+    refused = charges[int(str(reply[2])) - 1]
+    retry_after = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+    return Admission(allowed=False, retry_after=float(retry_after), key_that_refused=refused.key)
+
+
 class RedisRateLimitStore:
     """Rate-limit buckets in Redis, shared by every process that uses the same prefix."""
 
@@ -94,7 +126,8 @@ class RedisRateLimitStore:
         """A store on `url` (default: `stores._redis.redis_url()`); connects on first use."""
         return cls(RedisScripts.from_url(url, prefix=prefix))
 
-    def _key(self, charge: Charge) -> str:
+    def key(self, charge: Charge) -> str:
+        """The Redis key of `charge`'s bucket."""
         return self.scripts.key("ratelimit", charge.key)
 
     async def acquire(self, charges: Sequence[Charge]) -> Admission:
@@ -106,14 +139,11 @@ class RedisRateLimitStore:
         check_charges(charges, acquiring=True)
         if not charges:
             return ADMITTED
-        args = [_num(TOLERANCE)]
-        for charge in charges:
-            args += [_num(charge.rate), _num(charge.burst), _num(charge.cost)]
-        reply = await self.scripts.run(self._acquire, [self._key(c) for c in charges], args)
+        keys = [self.key(c) for c in charges]
+        reply = await self.scripts.run(self._acquire, keys, acquire_args(charges))
         if int(reply[0]) == 1:
             return ADMITTED
-        refused = charges[int(reply[2]) - 1]
-        return Admission(allowed=False, retry_after=float(reply[1]), key_that_refused=refused.key)
+        return refused_admission(charges, reply)
 
     async def adjust(self, charges: Sequence[Charge]) -> None:
         """Charge extra (cost > 0) or refund (cost < 0) after the call; never refused.
@@ -127,7 +157,7 @@ class RedisRateLimitStore:
         args: list[str] = []
         for charge in charges:
             args += [_num(charge.rate), _num(charge.cost)]
-        await self.scripts.run(self._adjust, [self._key(c) for c in charges], args)
+        await self.scripts.run(self._adjust, [self.key(c) for c in charges], args)
 
     async def aclose(self) -> None:
         """Close the Redis connections."""
