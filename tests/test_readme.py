@@ -10,16 +10,21 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_middleware_example_runs_and_prints_what_it_promises() -> None:
+def run_example(index: int) -> subprocess.CompletedProcess[str]:
+    """Run the README's `index`-th Python block in a fresh interpreter."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    assert blocks, "the README lost its example"
-    completed = subprocess.run(
-        [sys.executable, "-c", blocks[0]],
+    assert len(blocks) > index, f"the README lost its example number {index + 1}"
+    return subprocess.run(
+        [sys.executable, "-c", blocks[index]],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_readme_middleware_example_runs_and_prints_what_it_promises() -> None:
+    completed = run_example(0)
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("org_abc123 ")
@@ -30,15 +35,7 @@ def test_readme_middleware_example_runs_and_prints_what_it_promises() -> None:
 
 
 def test_readme_guard_example_runs() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    assert len(blocks) >= 2, "the README lost its guard example"
-    completed = subprocess.run(
-        [sys.executable, "-c", blocks[1]],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_example(1)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == [
         "92.00 EUR",
@@ -48,15 +45,7 @@ def test_readme_guard_example_runs() -> None:
 
 
 def test_readme_tenancy_example_resumes_forks_and_tracks_cost() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    assert len(blocks) >= 3, "the README lost its tenancy example"
-    completed = subprocess.run(
-        [sys.executable, "-c", blocks[2]],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_example(2)
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     assert lines[:2] == ["(Be brief.", "Answer in French.) answer to: hi"]

@@ -128,6 +128,29 @@ class ApprovalQueue(Protocol):
         ...
 
 
+def new_request(
+    *,
+    tenant_id: str | None,
+    run_id: str | None,
+    checkpoint_id: str | None,
+    reason: str,
+    amount_micros: int,
+    created_at: datetime,
+) -> ApprovalRequest:
+    """A new pending request, its fields checked (every queue submits through this)."""
+    check_submission(tenant_id, run_id, checkpoint_id, reason, amount_micros)
+    return ApprovalRequest(
+        approval_id=new_id(),
+        tenant_id=tenant_id,
+        run_id=run_id,
+        checkpoint_id=checkpoint_id,
+        reason=reason,
+        amount_micros=amount_micros,
+        status="pending",
+        created_at=created_at,
+    )
+
+
 class MemoryApprovalQueue:
     """The approval queue of one process, in memory: the reference backend."""
 
@@ -149,15 +172,12 @@ class MemoryApprovalQueue:
         checkpoint_id: str | None = None,
     ) -> ApprovalRequest:
         """Queue a new pending request and return it."""
-        check_submission(tenant_id, run_id, checkpoint_id, reason, amount_micros)
-        request = ApprovalRequest(
-            approval_id=new_id(),
+        request = new_request(
             tenant_id=tenant_id,
             run_id=run_id,
             checkpoint_id=checkpoint_id,
             reason=reason,
             amount_micros=amount_micros,
-            status="pending",
             created_at=self._now(),
         )
         with self._lock:

@@ -18,7 +18,6 @@ from sqlalchemy import text
 
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ApprovalDecidedError, ApprovalNotFoundError, ConfigError
-from onionskin.core.ids import new_id
 from onionskin.stores._migrations import Migration, ensure_schema, tenant_table_policy
 from onionskin.stores._sql import SqlDatabase
 from onionskin.stores.approvals import (
@@ -28,7 +27,7 @@ from onionskin.stores.approvals import (
     MemoryApprovalQueue,
     check_lookup,
     check_status,
-    check_submission,
+    new_request,
 )
 from onionskin.stores.ledger import check_limit, check_name, check_tenant
 
@@ -124,15 +123,12 @@ class SqlApprovalQueue:
         checkpoint_id: str | None = None,
     ) -> ApprovalRequest:
         """Queue a new pending request and return it."""
-        check_submission(tenant_id, run_id, checkpoint_id, reason, amount_micros)
-        request = ApprovalRequest(
-            approval_id=new_id(),
+        request = new_request(
             tenant_id=tenant_id,
             run_id=run_id,
             checkpoint_id=checkpoint_id,
             reason=reason,
             amount_micros=amount_micros,
-            status="pending",
             created_at=datetime.fromtimestamp(self.clock.time(), UTC),
         )
         params = {
