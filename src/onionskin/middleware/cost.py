@@ -36,6 +36,7 @@ from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.context import RunContext, current_context_or_none
 from onionskin.core.errors import ApprovalRequiredError, BudgetExceededError, ConfigError
 from onionskin.core.ids import new_id
+from onionskin.middleware.tenant_config import tenant_limits
 from onionskin.pricing import estimate_cost, from_micros, limit_micros, to_micros
 from onionskin.stores.approvals import ApprovalQueue
 from onionskin.stores.ledger import CostEntry, CostLedger
@@ -64,7 +65,9 @@ class CostMiddleware:
         ledger: where the costs go (`MemoryCostLedger`, `SqlCostLedger`).
         budget_limit_usd: every tenant's monthly budget in USD; None: no budget.
         budget_for: `budget_for(tenant_id)` (sync or async) gives a tenant's budget; when
-            it answers None, `budget_limit_usd` applies.
+            it answers None (or is not given), the run's tenant config
+            (`limits.monthly_budget_usd`, see `TenantConfigMiddleware`) and then
+            `budget_limit_usd` apply.
         approvals: where refused calls wait for an operator; None raises
             `BudgetExceededError` instead.
         alert_thresholds: percentages of a budget at which `on_alert` fires, once each per
@@ -114,7 +117,7 @@ class CostMiddleware:
         """Refuse the call if the tenant's budget is spent; record its cost once it answered."""
         ctx = current_context_or_none()
         tenant = None if ctx is None else ctx.tenant_id
-        limit = await self._limit(tenant)
+        limit = await self._limit(ctx, tenant)
         if limit is not None:
             period = current_period(self.clock)
             spent = await self.ledger.spent(tenant_id=tenant, period=period)
@@ -125,7 +128,7 @@ class CostMiddleware:
         await asyncio.shield(self._record(ctx, request, response, tenant, limit))
         return response
 
-    async def _limit(self, tenant: str | None) -> int | None:
+    async def _limit(self, ctx: RunContext | None, tenant: str | None) -> int | None:
         """The tenant's monthly budget in whole micro-dollars, or None."""
         if self.budget_for is not None:
             value = self.budget_for(tenant)
@@ -133,6 +136,9 @@ class CostMiddleware:
                 value = await value
             if value is not None:
                 return limit_micros(to_usd("CostMiddleware", f"budget_for({tenant!r})", value))
+        configured = tenant_limits(ctx).monthly_budget_usd
+        if configured is not None:
+            return limit_micros(configured)
         return self._default_limit
 
     async def _record(

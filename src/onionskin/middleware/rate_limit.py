@@ -8,6 +8,9 @@ model calls: it reserves the estimated prompt tokens plus `max_tokens` up front,
 charges or refunds the difference to `response.usage` afterwards; a call that failed or
 was cancelled gets its whole reservation back (we cannot know what it used).
 
+A tenant's config may set its own rate and burst for a bucket by name (`limits.rates`,
+see `TenantConfigMiddleware`): a paying tenant gets more, a trial tenant less, on one stack.
+
 Buckets are keyed tenant first (`tenant:acme:user:bob:all-calls`; `-` for a run without a
 tenant or user) and live in a `RateLimitStore`: this process's memory by default, Redis
 to share one limit between processes. When the store fails, the limiter fails closed
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, TypeAlias, TypeVar
 
@@ -33,6 +36,8 @@ from onionskin.core.errors import ConfigError, InvalidInputError, RateLimitExcee
 from onionskin.middleware._admission import PENDING, Attempt, Handoff
 from onionskin.middleware._config import require_bool, require_choice, require_int, require_positive
 from onionskin.middleware._store_policy import StorePolicy
+from onionskin.middleware._tenant_limits import TenantRate
+from onionskin.middleware.tenant_config import tenant_limits
 from onionskin.runtime.models._estimate import estimate_tokens
 from onionskin.stores.rate_limit import (
     ADMITTED,
@@ -186,9 +191,26 @@ class _Bucket:
         # Bounded, as tenants and names are many.
         self._charges: dict[tuple[str, str], Charge] = {}
 
-    def charge(self, ctx: RunContext | None, kind: str, name: str, tokens: int) -> Charge | None:
-        """What this call takes from its bucket; None leaves the call unlimited."""
+    def charge(
+        self,
+        ctx: RunContext | None,
+        kind: str,
+        name: str,
+        tokens: int,
+        rates: Mapping[str, TenantRate],
+    ) -> Charge | None:
+        """What this call takes from its bucket; None leaves the call unlimited.
+
+        `rates` are the tenant's own rates by bucket name (its config's `limits.rates`);
+        they apply to every bucket under the tenant, never to a global one.
+        """
         tenant = (ctx.tenant_id if ctx else None) or "-"
+        rate, burst = self.rate, self.burst
+        if rates and self.per != "global":
+            own = rates.get(self.label)
+            if own is not None:
+                rate = own.rate
+                burst = burst if own.burst is None else own.burst
         if self.custom is not None:
             custom: object = self.custom(kind, name)
             if custom is None:
@@ -201,14 +223,13 @@ class _Bucket:
         else:
             part = name  # unused by the key for "global" and "tenant": one entry per name
         if self.tokens:
-            return Charge(
-                key=self._key(tenant, part), rate=self.rate, burst=self.burst, cost=tokens
-            )
+            return Charge(key=self._key(tenant, part), rate=rate, burst=burst, cost=tokens)
         charge = self._charges.get((tenant, part))
-        if charge is None:
+        if charge is None or charge.rate != rate or charge.burst != burst:
+            # Rebuilt too when the tenant's configured rate changed since it was cached.
             if len(self._charges) >= _CACHED_CHARGES:
                 self._charges.clear()
-            charge = Charge(key=self._key(tenant, part), rate=self.rate, burst=self.burst, cost=1)
+            charge = Charge(key=self._key(tenant, part), rate=rate, burst=burst, cost=1)
             self._charges[tenant, part] = charge
         return charge
 
@@ -257,9 +278,10 @@ class RateLimiterMiddleware:
     ) -> list[Charge]:
         """This call's charges; those that reserve tokens also go to `reserved`."""
         ctx = current_context_or_none()
+        rates = tenant_limits(ctx).rates
         charges: list[Charge] = []
         for bucket in self._buckets[kind]:
-            charge = bucket.charge(ctx, kind, name, tokens)
+            charge = bucket.charge(ctx, kind, name, tokens, rates)
             if charge is not None:
                 charges.append(charge)
                 if bucket.tokens and reserved is not None:

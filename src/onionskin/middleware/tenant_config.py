@@ -21,6 +21,10 @@ Recognised keys (any other key is kept for your own middleware to read):
 - `budget_limit_usd`: the most one run of the tenant may cost, checked before each model
   call against what the run has spent (`BudgetExceededError`, scope "run"). A number or
   decimal string; for reservations across runs and workers use `BudgetMiddleware`.
+- `limits`: `max_model_calls` and `max_tool_calls` per run, enforced here
+  (`CallLimitExceededError`); `monthly_budget_usd`, which `CostMiddleware` applies to the
+  tenant; and `rates`, the tenant's own rate (and burst) for `RateLimiterMiddleware`'s
+  buckets by name. Checked when the run starts (`_tenant_limits.py`).
 
 Register it after `TenantMiddleware` (which settles the run's tenant) and before
 `ModelFallbackMiddleware` or `BudgetMiddleware`, which may send a call to another model
@@ -38,10 +42,16 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from onionskin.core.calls import Model, ModelRequest, ModelResponse
+from onionskin.core.calls import Model, ModelRequest, ModelResponse, ToolCall, ToolResult
 from onionskin.core.context import RunContext, current_context, current_context_or_none
-from onionskin.core.errors import BudgetExceededError, ConfigError, TenantError
+from onionskin.core.errors import (
+    BudgetExceededError,
+    CallLimitExceededError,
+    ConfigError,
+    TenantError,
+)
 from onionskin.core.messages import Message, TextPart
+from onionskin.middleware._tenant_limits import NO_LIMITS, TenantLimits, parse_limits
 from onionskin.tenancy.config import (
     ConfigProvider,
     ConfigRequest,
@@ -68,6 +78,7 @@ class _Resolved:
     model: Model | None
     settings: Mapping[str, Any]
     budget_limit_usd: Decimal | None
+    limits: TenantLimits
 
 
 @dataclass(slots=True, kw_only=True)
@@ -77,6 +88,8 @@ class _RunConfig:
     config: _Resolved
     context: PromptContext
     prompts: dict[str, str] = field(default_factory=dict)
+    model_calls: int = 0
+    tool_calls: int = 0
 
 
 def current_tenant_config() -> Mapping[str, Any]:
@@ -87,6 +100,17 @@ def current_tenant_config() -> Mapping[str, Any]:
     """
     run = current_context().guard_state.get(GUARD_STATE_KEY)
     return run.config.values if isinstance(run, _RunConfig) else _EMPTY
+
+
+def tenant_limits(ctx: RunContext | None) -> TenantLimits:
+    """The checked `limits` of `ctx`'s tenant config; no limits outside a configured run.
+
+    Read by the guards on every call: one dict lookup when the run has no tenant config.
+    """
+    if ctx is None:
+        return NO_LIMITS
+    run = ctx.guard_state.get(GUARD_STATE_KEY)
+    return run.config.limits if isinstance(run, _RunConfig) else NO_LIMITS
 
 
 async def _value(result: Awaitable[T] | T) -> T:
@@ -232,6 +256,7 @@ class TenantConfigMiddleware:
             model=model,
             settings=settings,
             budget_limit_usd=_budget(tenant, values.get("budget_limit_usd")),
+            limits=parse_limits(tenant, values.get("limits")),
         )
 
     async def _prompt(self, run: _RunConfig, agent: str | None) -> str:
@@ -253,14 +278,16 @@ class TenantConfigMiddleware:
         ctx = current_context_or_none()
         if ctx is None:
             return await next(request)
-        run = ctx.guard_state.get(GUARD_STATE_KEY)
-        if not isinstance(run, _RunConfig):
-            # A stack that skipped before_pipeline (a nested run): resolve on first use.
-            run = ctx.guard_state[GUARD_STATE_KEY] = await self._resolve(ctx)
+        run = await self._run_config(ctx)
         config = run.config
         limit = config.budget_limit_usd
         if limit is not None and ctx.total_cost >= limit:
             raise BudgetExceededError(ctx.tenant_id, scope="run", limit=limit, spent=ctx.total_cost)
+        most = config.limits.max_model_calls
+        if most is not None:
+            if run.model_calls >= most:
+                raise CallLimitExceededError("model", most)
+            run.model_calls += 1
         prompt = await self._prompt(run, ctx.current_agent) if self._contributors else ""
         if config.model is not None:
             request = replace(request, model=config.model)
@@ -269,6 +296,27 @@ class TenantConfigMiddleware:
         if prompt:
             request = replace(request, messages=_with_system_text(request.messages, prompt))
         return await next(request)
+
+    async def wrap_tool_call(
+        self, call: ToolCall, next: Callable[[ToolCall], Awaitable[ToolResult]]
+    ) -> ToolResult:
+        """Count the tool call against the tenant's `limits.max_tool_calls` for the run."""
+        ctx = current_context_or_none()
+        if ctx is not None:
+            run = await self._run_config(ctx)
+            most = run.config.limits.max_tool_calls
+            if most is not None:
+                if run.tool_calls >= most:
+                    raise CallLimitExceededError("tool", most)
+                run.tool_calls += 1
+        return await next(call)
+
+    async def _run_config(self, ctx: RunContext) -> _RunConfig:
+        run = ctx.guard_state.get(GUARD_STATE_KEY)
+        if not isinstance(run, _RunConfig):
+            # A stack that skipped before_pipeline (a nested run): resolve on first use.
+            run = ctx.guard_state[GUARD_STATE_KEY] = await self._resolve(ctx)
+        return run
 
 
 def _with_system_text(messages: list[Message], text: str) -> list[Message]:
