@@ -82,6 +82,8 @@ from onionskin.core.errors import (
     ApprovalNotFoundError,
     ApprovalRequiredError,
 )
+from onionskin.core.explain import StackExplanation
+from onionskin.core.placement import StackContract, place
 from onionskin.core.progress import (
     ResumePoint,
 )
@@ -256,6 +258,8 @@ __all__ = [
     "RunStarted",
     "RunSummary",
     "ScopedCheckpointStore",
+    "StackContract",
+    "StackExplanation",
     "StaticConfigProvider",
     "StaticPromptContributor",
     "StopProcessing",
@@ -291,6 +295,7 @@ __all__ = [
     "guard",
     "is_transient",
     "merge_configs",
+    "place",
     "price_usage",
     "request_metadata_scope",
     "resume_approved",

@@ -20,6 +20,8 @@ from onionskin import (
     RunContext,
     RunEvent,
     RunResult,
+    StackContract,
+    StackExplanation,
     StopProcessing,
     TenantContext,
     Tool,
@@ -28,6 +30,7 @@ from onionskin import (
     current_context,
     current_request_metadata,
     guard,
+    place,
     request_metadata_scope,
 )
 from onionskin.middleware import (
@@ -116,3 +119,17 @@ async def guard_usage() -> None:
     del found, text, also, status
     with set_testing():
         pass
+
+
+def placement_usage(orchestrator: Orchestrator) -> str:
+    orchestrator.use(place(Audit001(), position="outermost", mandatory=True))
+    orchestrator.use(place(Audit001(), name="inner", after=["Audit001"], fail_open=True))
+
+    class Declared(BaseMiddleware):
+        stack_contract = StackContract(before="Audit001", fail_open=True)
+
+    orchestrator.use(Declared())
+    explained: StackExplanation = orchestrator.explain()
+    layers: list[str] = [layer.name for layer in explained.kinds["tool"]]
+    del layers
+    return str(explained)

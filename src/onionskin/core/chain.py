@@ -1,16 +1,18 @@
 """Middleware stacks and the chains they compile into, one per call kind.
 
-`MiddlewareStack.use()` checks a middleware once, at registration: which hooks it has and
-whether each is sync or async. `compiled()` folds the stack into four handlers the first
-time it is needed after a change; calls then walk closures, never the list.
+`MiddlewareStack.use()` checks a middleware once, at registration: which hooks it has,
+whether each is sync or async, and its stack contract (`onionskin.core.placement`).
+`compiled()` resolves the declared positions and folds the stack into four handlers the
+first time it is needed after a change; calls then walk closures, never the list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from onionskin.core._fail_open import fail_open_hook, fail_open_wrap
 from onionskin.core._layers import (
     Handler,
     Hook,
@@ -29,6 +31,14 @@ from onionskin.core.middleware import (
     HOOK_NAMES,
     WRAP_METHODS,
     overridden_hook,
+)
+from onionskin.core.placement import (
+    DEFAULT_CONTRACT,
+    Placed,
+    StackContract,
+    contract_of,
+    middleware_name,
+    resolve_order,
 )
 
 _FUSERS: dict[CallKind, Callable[[list[HookPair], Handler], Handler]] = {
@@ -54,6 +64,9 @@ class Entry:
     middleware: object
     parts: dict[CallKind, KindParts]
     on_error: Hook | None
+    contract: StackContract = DEFAULT_CONTRACT
+    name: str = ""
+    """What `before=` / `after=` declarations call it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +96,39 @@ class CompiledStack:
     model: Handler
     tool: Handler
     on_error: tuple[OnErrorHook, ...]
+    entries: tuple[Entry, ...] = ()
+    """The middleware in effect, outermost first (declared positions resolved)."""
+    mandatory_after: tuple[OnErrorHook, ...] = ()
+    """The `after_pipeline` hooks of mandatory middleware, innermost first: the orchestrator
+    runs them once a run has completed, however it completed (`StopProcessing` included)."""
 
 
 def inspect_middleware(middleware: object) -> Entry:
-    """Find which hooks `middleware` has; raise `ConfigError` when it has none."""
+    """Find which hooks `middleware` has and its contract; `ConfigError` when it has none.
+
+    `middleware` may be `Placed` (see `onionskin.core.placement.place`).
+    """
+    if isinstance(middleware, Placed):
+        contract = middleware.contract
+        middleware = middleware.middleware
+    else:
+        contract = contract_of(middleware)
+    name = middleware_name(middleware, contract)
+    guard = _fail_open_guard(name) if contract.fail_open else None
     parts: dict[CallKind, KindParts] = {}
-    named = any(overridden_hook(middleware, name) for name in HOOK_NAMES)
+    named = any(overridden_hook(middleware, hook) for hook in HOOK_NAMES)
     if not named and callable(middleware):
         # Seed 001: a plain `mw(call, next)` function or object wraps tool calls.
-        parts["tool"] = KindParts(wrap=middleware)
-        return Entry(middleware, parts, None)
+        parts["tool"] = KindParts(
+            wrap=middleware if guard is None else guard(middleware, "wrap_tool_call")
+        )
+        return Entry(middleware, parts, None, contract, name)
     for kind in CALL_KINDS:
-        wrap = overridden_hook(middleware, WRAP_METHODS[kind])
-        before = overridden_hook(middleware, BEFORE_HOOKS[kind])
-        after = overridden_hook(middleware, AFTER_HOOKS[kind])
+        found: list[Hook | None] = []
+        for hook_name in (WRAP_METHODS[kind], BEFORE_HOOKS[kind], AFTER_HOOKS[kind]):
+            hook = overridden_hook(middleware, hook_name)
+            found.append(hook if hook is None or guard is None else guard(hook, hook_name))
+        wrap, before, after = found
         hooks = HookPair(before, after) if before or after else None
         if wrap or hooks:
             parts[kind] = KindParts(wrap=wrap, hooks=hooks)
@@ -106,7 +138,16 @@ def inspect_middleware(middleware: object) -> Entry:
             f"{middleware!r} is not a middleware: give it at least one of "
             f"{', '.join(sorted(HOOK_NAMES))}, or pass an `async def mw(call, next)` function"
         )
-    return Entry(middleware, parts, on_error)
+    return Entry(middleware, parts, on_error, contract, name)
+
+
+def _fail_open_guard(owner: str) -> Callable[[Hook, str], Hook]:
+    def guard(hook: Hook, hook_name: str) -> Hook:
+        if hook_name.startswith("wrap_"):
+            return fail_open_wrap(hook, owner, hook_name)
+        return fail_open_hook(hook, owner, hook_name)
+
+    return guard
 
 
 def _compose(kind: CallKind, entries: Iterable[Entry], terminal: Handler) -> Handler:
@@ -130,20 +171,47 @@ def _compose(kind: CallKind, entries: Iterable[Entry], terminal: Handler) -> Han
     return handler
 
 
+def effective_order(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+    """`entries` (registration order) in the order their contracts declare, outermost first."""
+    entries = tuple(entries)
+    if all(entry.contract is DEFAULT_CONTRACT for entry in entries):
+        return entries  # nothing declared: the registration order is the order
+    order = resolve_order([(entry.name, entry.contract) for entry in entries])
+    return tuple(entries[index] for index in order)
+
+
 def compile_stack(entries: Iterable[Entry], terminals: Terminals) -> CompiledStack:
-    """Fold `entries` (outermost first) around `terminals`."""
-    entries = list(entries)
+    """Fold `entries` (registration order) around `terminals`, declared positions resolved."""
+    entries = effective_order(entries)
+    mandatory_after: list[OnErrorHook] = []
+    chained: list[Entry] = []
+    for entry in entries:
+        part = entry.parts.get("pipeline")
+        after = None if part is None or part.hooks is None else part.hooks.after
+        if entry.contract.mandatory and after is not None:
+            # Taken out of the chain: an inner StopProcessing or an outer short-circuit
+            # would skip it there. The orchestrator runs it at the end of every run.
+            mandatory_after.append(OnErrorHook(after, is_async_callable(after)))
+            before = part.hooks.before if part is not None and part.hooks else None
+            pipeline = KindParts(
+                wrap=None if part is None else part.wrap,
+                hooks=None if before is None else HookPair(before, None),
+            )
+            entry = replace(entry, parts={**entry.parts, "pipeline": pipeline})
+        chained.append(entry)
     on_error = tuple(
         OnErrorHook(entry.on_error, is_async_callable(entry.on_error))
         for entry in reversed(entries)
         if entry.on_error is not None
     )
     return CompiledStack(
-        pipeline=_compose("pipeline", entries, terminals.pipeline),
+        pipeline=_compose("pipeline", chained, terminals.pipeline),
         agent=_compose("agent", entries, terminals.agent),
         model=_compose("model", entries, terminals.model),
         tool=_compose("tool", entries, terminals.tool),
         on_error=on_error,
+        entries=entries,
+        mandatory_after=tuple(reversed(mandatory_after)),
     )
 
 
@@ -164,8 +232,12 @@ class MiddlewareStack:
 
     @property
     def entries(self) -> tuple[Entry, ...]:
-        """The registered middleware, outermost first."""
-        return tuple(self._entries)
+        """The middleware in effect, outermost first (declared positions resolved).
+
+        Raises:
+            ConfigError: the declared positions name a missing middleware or contradict.
+        """
+        return self.compiled().entries
 
     def compiled(self) -> CompiledStack:
         """The chains for the current stack, folded on first use after a change."""

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 from onionskin.core.calls import ToolCall, ToolResult
 from onionskin.core.chain import MiddlewareStack, Terminals
 from onionskin.core.errors import ConfigError, OnionskinError
+from onionskin.core.explain import StackExplanation, explain_entries
 from onionskin.core.ids import new_id
 from onionskin.middleware._function_target import FunctionTarget
 from onionskin.middleware.guard_config import GuardConfig
@@ -97,6 +98,10 @@ class MiddlewarePipeline:
                 tool=target,
             )
         )
+
+    def explain(self) -> StackExplanation:
+        """The layers a call crosses, outermost first; `str()` it to print."""
+        return explain_entries(self._stack.entries)
 
     async def aclose(self) -> None:
         """Close the store connections the built-in guards opened (Redis); idempotent."""

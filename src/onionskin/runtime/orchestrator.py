@@ -14,8 +14,8 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from onionskin.core.calls import PipelineCall
-from onionskin.core.chain import MiddlewareStack, OnErrorHook, run_on_error_hooks
+from onionskin.core.calls import PipelineCall, PipelineResult
+from onionskin.core.chain import CompiledStack, MiddlewareStack, OnErrorHook, run_on_error_hooks
 from onionskin.core.context import (
     RunContext,
     bind_context,
@@ -25,6 +25,7 @@ from onionskin.core.context import (
 )
 from onionskin.core.errors import ConfigError, StopProcessing, TenantError
 from onionskin.core.events import EventSink, RunCompleted, RunEvent, RunFailed, RunStarted
+from onionskin.core.explain import StackExplanation, explain_entries
 from onionskin.core.ids import new_id
 from onionskin.core.progress import ResumePoint
 from onionskin.core.tenant import TenantContext
@@ -40,6 +41,23 @@ logger = logging.getLogger("onionskin.orchestrator")
 
 
 _DONE = object()
+
+
+async def _run_with_mandatory(
+    ctx: RunContext, chains: CompiledStack, call: PipelineCall
+) -> tuple[Any, bool]:
+    """Run the chain, then every mandatory `after_pipeline` hook, however the run completed."""
+    try:
+        result, stopped = await chains.pipeline(call), False
+    except StopProcessing as stop:
+        result, stopped = PipelineResult(output=stop.response), True
+    for item in chains.mandatory_after:
+        replaced = item.hook(ctx, result)
+        if item.is_async:
+            replaced = await replaced
+        if replaced is not None:
+            result = replaced
+    return result.output, stopped
 
 
 def _report_hook_error(hook: OnErrorHook, error: BaseException) -> None:
@@ -72,8 +90,16 @@ class Orchestrator(TimeTravel):
 
     @property
     def middleware(self) -> tuple[object, ...]:
-        """The registered middleware, outermost first."""
+        """The middleware in effect, outermost first (declared positions resolved)."""
         return tuple(entry.middleware for entry in self._stack.entries)
+
+    def explain(self) -> StackExplanation:
+        """The layers each call kind crosses, outermost first; `str()` it to print.
+
+        Raises:
+            ConfigError: declared positions name a missing middleware or contradict.
+        """
+        return explain_entries(self._stack.entries)
 
     def _prepare(
         self,
@@ -153,9 +179,13 @@ class Orchestrator(TimeTravel):
                     )
                 )
             try:
-                output, stopped = (await chains.pipeline(call)).output, False
-            except StopProcessing as stop:
-                output, stopped = stop.response, True
+                if chains.mandatory_after:
+                    output, stopped = await _run_with_mandatory(ctx, chains, call)
+                else:
+                    try:
+                        output, stopped = (await chains.pipeline(call)).output, False
+                    except StopProcessing as stop:
+                        output, stopped = stop.response, True
             except Exception as error:
                 await run_on_error_hooks(chains.on_error, ctx, error, _report_hook_error)
                 if emit is not None:
