@@ -14,8 +14,10 @@ $(VENV)/.base: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: $(BIN)/python pyproject.toml
+# The plugin tests load a really installed package's entry points (tests/plugins).
+$(VENV)/.dev: $(BIN)/python pyproject.toml tests/fixtures/onionskin_test_plugin/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e tests/fixtures/onionskin_test_plugin
 	touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base

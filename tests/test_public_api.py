@@ -21,6 +21,7 @@ SEED_NAMES = {
     "ToolResult",
     "current_request_metadata",
     "request_metadata_scope",
+    "register_middleware",
 }
 
 
@@ -35,6 +36,7 @@ def test_all_is_sorted_and_complete() -> None:
         "pricing",
         "stores",
         "tenancy",
+        "plugins",
         "testing",
         "cli",
         "demo",

@@ -91,6 +91,13 @@ from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
 from onionskin.middleware.budget import BudgetAlert, BudgetConfig, BudgetMiddleware
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
+from onionskin.middleware.capture import (
+    MessageCaptureMiddleware,
+    ModelExchange,
+    ToolExchange,
+    TranscriptEntry,
+    current_transcript,
+)
 from onionskin.middleware.checkpoint import (
     CheckpointMiddleware,
 )
@@ -122,6 +129,16 @@ from onionskin.middleware.tenant_config import (
 from onionskin.middleware.timeout import TimeoutConfig, TimeoutMiddleware
 from onionskin.middleware.trace import TraceConfig, TraceMiddleware
 from onionskin.middleware.validation import ValidationConfig, ValidationMiddleware
+from onionskin.plugins import (
+    PluginConfig,
+    PluginLoadResult,
+    PluginRegistry,
+    SkippedPlugin,
+    assemble_middleware,
+    default_registry,
+    discover_entry_points,
+    register_middleware,
+)
 from onionskin.stores.approvals import (
     ApprovalQueue,
     ApprovalRequest,
@@ -222,10 +239,12 @@ __all__ = [
     "MemoryCheckpointStore",
     "MemoryCostLedger",
     "Message",
+    "MessageCaptureMiddleware",
     "MiddlewareContext",
     "MiddlewarePipeline",
     "Model",
     "ModelError",
+    "ModelExchange",
     "ModelFallbackConfig",
     "ModelFallbackMiddleware",
     "ModelHTTPError",
@@ -240,6 +259,9 @@ __all__ = [
     "Pipeline",
     "PipelineCall",
     "PipelineResult",
+    "PluginConfig",
+    "PluginLoadResult",
+    "PluginRegistry",
     "PromptContext",
     "PromptContributor",
     "PromptVariableError",
@@ -258,6 +280,7 @@ __all__ = [
     "RunStarted",
     "RunSummary",
     "ScopedCheckpointStore",
+    "SkippedPlugin",
     "StackContract",
     "StackExplanation",
     "StaticConfigProvider",
@@ -280,23 +303,30 @@ __all__ = [
     "ToolCallPart",
     "ToolDefinition",
     "ToolError",
+    "ToolExchange",
     "ToolResult",
     "ToolReturnPart",
     "TraceConfig",
     "TraceMiddleware",
+    "TranscriptEntry",
     "Usage",
     "ValidationConfig",
     "ValidationMiddleware",
     "__version__",
+    "assemble_middleware",
     "compose_prompt",
     "current_context",
     "current_request_metadata",
     "current_tenant_config",
+    "current_transcript",
+    "default_registry",
+    "discover_entry_points",
     "guard",
     "is_transient",
     "merge_configs",
     "place",
     "price_usage",
+    "register_middleware",
     "request_metadata_scope",
     "resume_approved",
 ]

@@ -12,25 +12,37 @@ from onionskin import (
     CircuitBreakerConfig,
     GuardConfig,
     GuardMiddleware,
+    MessageCaptureMiddleware,
     MiddlewarePipeline,
+    ModelExchange,
     ModelRequest,
     ModelResponse,
     Orchestrator,
     Pipeline,
+    PluginConfig,
+    PluginLoadResult,
+    PluginRegistry,
     RunContext,
     RunEvent,
     RunResult,
+    SkippedPlugin,
     StackContract,
     StackExplanation,
     StopProcessing,
     TenantContext,
     Tool,
     ToolCall,
+    ToolExchange,
     ToolResult,
+    TranscriptEntry,
+    assemble_middleware,
     current_context,
     current_request_metadata,
+    current_transcript,
+    discover_entry_points,
     guard,
     place,
+    register_middleware,
     request_metadata_scope,
 )
 from onionskin.middleware import (
@@ -133,3 +145,28 @@ def placement_usage(orchestrator: Orchestrator) -> str:
     layers: list[str] = [layer.name for layer in explained.kinds["tool"]]
     del layers
     return str(explained)
+
+
+def plugin_usage() -> list[object]:
+    registry = PluginRegistry()
+
+    @registry.register_middleware
+    def banner(config: PluginConfig) -> BaseMiddleware | None:
+        return None if config.agent is None else BaseMiddleware()
+
+    register_middleware(banner, name="banner-default", position="innermost")
+    loaded: PluginLoadResult = registry.load(PluginConfig(agent="assistant"), entry_points=False)
+    skipped: tuple[SkippedPlugin, ...] = loaded.skipped
+    found = discover_entry_points()
+    del skipped, found
+    capture = MessageCaptureMiddleware(sink=lambda entry: None)
+    return assemble_middleware(
+        [BaseMiddleware()], config=PluginConfig(), registry=registry, capture=capture
+    )
+
+
+def transcript_usage(context: RunContext) -> int:
+    entries: list[TranscriptEntry] = list(current_transcript(context))
+    models = [entry for entry in entries if isinstance(entry, ModelExchange)]
+    tools = [entry for entry in entries if isinstance(entry, ToolExchange)]
+    return len(models) + len(tools)

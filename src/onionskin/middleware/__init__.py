@@ -5,6 +5,14 @@ from onionskin.middleware._hallucination_findings import HallucinationFinding
 from onionskin.middleware._transient import is_transient
 from onionskin.middleware.budget import BudgetAlert, BudgetConfig, BudgetMiddleware
 from onionskin.middleware.call_limit import CallLimitConfig, CallLimitMiddleware
+from onionskin.middleware.capture import (
+    MessageCaptureMiddleware,
+    ModelExchange,
+    ToolExchange,
+    TranscriptEntry,
+    TranscriptSink,
+    current_transcript,
+)
 from onionskin.middleware.checkpoint import (
     CheckpointMiddleware,
 )
@@ -64,7 +72,9 @@ __all__ = [
     "HookConfig",
     "HookMiddleware",
     "LoggingMiddleware",
+    "MessageCaptureMiddleware",
     "MiddlewarePipeline",
+    "ModelExchange",
     "ModelFallbackConfig",
     "ModelFallbackMiddleware",
     "PIIMatch",
@@ -81,11 +91,15 @@ __all__ = [
     "TimeoutConfig",
     "TimeoutMiddleware",
     "TimingMiddleware",
+    "ToolExchange",
     "TraceConfig",
     "TraceMiddleware",
+    "TranscriptEntry",
+    "TranscriptSink",
     "ValidationConfig",
     "ValidationMiddleware",
     "current_tenant_config",
+    "current_transcript",
     "guard",
     "is_transient",
 ]
