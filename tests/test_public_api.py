@@ -37,6 +37,7 @@ def test_all_is_sorted_and_complete() -> None:
         "stores",
         "tenancy",
         "plugins",
+        "project",
         "testing",
         "cli",
         "demo",

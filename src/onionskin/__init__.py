@@ -139,6 +139,7 @@ from onionskin.plugins import (
     discover_entry_points,
     register_middleware,
 )
+from onionskin.project import Project, ProjectError, UnknownAgentError, load_project
 from onionskin.stores.approvals import (
     ApprovalQueue,
     ApprovalRequest,
@@ -262,6 +263,8 @@ __all__ = [
     "PluginConfig",
     "PluginLoadResult",
     "PluginRegistry",
+    "Project",
+    "ProjectError",
     "PromptContext",
     "PromptContributor",
     "PromptVariableError",
@@ -309,6 +312,7 @@ __all__ = [
     "TraceConfig",
     "TraceMiddleware",
     "TranscriptEntry",
+    "UnknownAgentError",
     "Usage",
     "ValidationConfig",
     "ValidationMiddleware",
@@ -323,6 +327,7 @@ __all__ = [
     "discover_entry_points",
     "guard",
     "is_transient",
+    "load_project",
     "merge_configs",
     "place",
     "price_usage",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -22,6 +23,8 @@ from onionskin import (
     PluginConfig,
     PluginLoadResult,
     PluginRegistry,
+    Project,
+    ProjectError,
     RunContext,
     RunEvent,
     RunResult,
@@ -35,12 +38,14 @@ from onionskin import (
     ToolExchange,
     ToolResult,
     TranscriptEntry,
+    UnknownAgentError,
     assemble_middleware,
     current_context,
     current_request_metadata,
     current_transcript,
     discover_entry_points,
     guard,
+    load_project,
     place,
     register_middleware,
     request_metadata_scope,
@@ -170,3 +175,12 @@ def transcript_usage(context: RunContext) -> int:
     models = [entry for entry in entries if isinstance(entry, ModelExchange)]
     tools = [entry for entry in entries if isinstance(entry, ToolExchange)]
     return len(models) + len(tools)
+
+
+async def project_usage(directory: str) -> str:
+    project: Project = load_project(directory)
+    orchestrator = project.orchestrator("assistant", entry_points=False, capture=False)
+    result = await orchestrator.execute({"role": "user", "parts": [{"text": "hi"}]})
+    with contextlib.suppress(ProjectError, UnknownAgentError):
+        project.orchestrator("../etc")
+    return str(result.output)
