@@ -167,6 +167,7 @@ async def test_non_transient_errors_are_not_retried_by_default(error: Exception)
         *((ModelHTTPError("x", status_code=s), True) for s in (408, 409, 425, 429, 500, 503)),
         (ModelHTTPError("x", status_code=502), True),
         (ModelHTTPError("x", status_code=504), True),
+        (ModelHTTPError("overloaded", status_code=529), True),
         (ModelHTTPError("x", status_code=404), False),
         (ModelHTTPError("x", status_code=None), False),
         (TimeoutError(), True),

@@ -18,8 +18,9 @@ ErrorFilter: TypeAlias = (
 )
 """Which errors a guard acts on: a predicate, an exception class, or a tuple of them."""
 
-TRANSIENT_STATUS_CODES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-"""HTTP statuses that say "try again later": timeouts, conflicts, throttling, server errors."""
+TRANSIENT_STATUS_CODES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+"""HTTP statuses that say "try again later": timeouts, conflicts, throttling, server errors
+(529: Anthropic's "overloaded")."""
 
 _TRANSIENT_TYPES = (TimeoutError, ConnectionError, GuardTimeoutError, RateLimitExceededError)
 
