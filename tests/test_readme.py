@@ -52,3 +52,18 @@ def test_readme_tenancy_example_resumes_forks_and_tracks_cost() -> None:
     assert lines[2:4] == ["(Be warm.", "Answer in French.) answer to: hi"]
     # gpt-4o at $2.50 / $10 per million tokens: 1200 in + 450 out = $0.0075 exactly.
     assert lines[4] == "0.0075 499.9925 {'style': Decimal('0.0075')}"
+
+
+def test_readme_project_example_runs_a_project_with_a_plugin_and_explains_it() -> None:
+    completed = run_example(3)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    answer = "(scripted) You said: AUTH: where is my order? (for ACME)"
+    assert lines[:4] == [
+        f"audit: assistant -> {answer}",
+        answer,
+        "audit: assistant -> Authentication required",  # stopped: the audit still saw it
+        "Authentication required",
+    ]
+    assert lines[4:6] == ["pipeline (1 layer):", "  1. Audit (after; outermost; mandatory)"]
+    assert "  1. MessageCaptureMiddleware (wrap; capture)" in lines
