@@ -22,6 +22,7 @@ SEED_NAMES = {
     "current_request_metadata",
     "request_metadata_scope",
     "register_middleware",
+    "MiddlewareCoordinator",
 }
 
 

@@ -140,6 +140,7 @@ from onionskin.plugins import (
     register_middleware,
 )
 from onionskin.project import Project, ProjectError, UnknownAgentError, load_project
+from onionskin.runtime.coordinator import MiddlewareCoordinator
 from onionskin.stores.approvals import (
     ApprovalQueue,
     ApprovalRequest,
@@ -242,6 +243,7 @@ __all__ = [
     "Message",
     "MessageCaptureMiddleware",
     "MiddlewareContext",
+    "MiddlewareCoordinator",
     "MiddlewarePipeline",
     "Model",
     "ModelError",
