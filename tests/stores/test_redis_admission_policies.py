@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from onionskin import GuardStoreError, Message, ModelRequest, ModelResponse, TextPart, Usage
+from onionskin import (
+    GuardStoreError,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    StoreError,
+    TextPart,
+    Usage,
+)
 from onionskin.middleware import GuardConfig, MiddlewarePipeline, RateLimit
 from onionskin.middleware._admission import fuse
 from onionskin.middleware.budget import BudgetConfig, BudgetMiddleware
@@ -68,10 +76,15 @@ async def test_with_redis_down_each_guard_keeps_its_own_policy(
 ) -> None:
     limit, budget = configs(limiter_open, budget_open)
     config = GuardConfig(rate_limit=limit, budget=budget, redis_url=DOWN_REDIS_URL)
-    async with MiddlewarePipeline(config=config) as pipeline:
+    # Not `async with`: that pings Redis at start-up and fails (tested below); this test is
+    # about Redis going down while serving.
+    pipeline = MiddlewarePipeline(config=config)
+    try:
         assert isinstance(pipeline.middleware[0], RateLimiterMiddleware)
         assert pipeline.middleware[0]._defer_to is pipeline.middleware[1]  # fused
         joint = await outcome(pipeline, caplog)
+    finally:
+        await pipeline.aclose()
     limits = RedisRateLimitStore.from_url(DOWN_REDIS_URL)
     budgets = RedisBudgetStore.from_url(DOWN_REDIS_URL)
     apart = MiddlewarePipeline(
@@ -173,3 +186,18 @@ async def test_a_call_cancelled_while_admitted_holds_nothing_and_gets_its_tokens
     # The whole bucket is free again: the next call needs every token of it.
     await guarded(request)
     assert len(ran) == 1
+
+
+async def test_a_configured_redis_that_is_down_fails_start_up_loudly(redis_url: str) -> None:
+    limit, budget = configs(True, True)  # fail-open while serving does not excuse start-up
+    down = GuardConfig(
+        rate_limit=limit, budget=budget, redis_url="redis://:secret-pw@127.0.0.1:1/3"
+    )
+    with pytest.raises(StoreError, match=r"redis at 127.0.0.1:1/3 is unreachable") as failed:
+        async with MiddlewarePipeline(config=down):
+            pytest.fail("entered a pipeline whose Redis is down")
+    assert "secret-pw" not in str(failed.value)
+    async with MiddlewarePipeline(config=GuardConfig(rate_limit=limit, redis_url=redis_url)) as up:
+        await up.check()
+    async with MiddlewarePipeline(config=GuardConfig(rate_limit=limit)) as memory:
+        await memory.check()  # nothing configured: nothing to ping

@@ -199,6 +199,11 @@ class StoreConnections:
             self._scripts = RedisScripts.from_url(self._url, prefix=self._prefix)
         return self._scripts
 
+    async def check(self) -> None:
+        """Ping Redis, when configured: `StoreError` if it cannot be reached."""
+        if self._url is not None:
+            await self._redis().ping()
+
     async def aclose(self) -> None:
         """Close the Redis client, if one was opened."""
         if self._scripts is not None:

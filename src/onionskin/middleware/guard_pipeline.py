@@ -107,7 +107,20 @@ class MiddlewarePipeline:
         """Close the store connections the built-in guards opened (Redis); idempotent."""
         await self._stores.aclose()
 
+    async def check(self) -> None:
+        """Check that the configured stores answer (Redis is pinged); call it at start-up.
+
+        `async with MiddlewarePipeline(...)` calls it. A store that is down at start-up is a
+        deployment error and fails loudly, whatever the guards' fail-open settings, which
+        are for failures while serving.
+
+        Raises:
+            StoreError: a configured store cannot be reached (the message names it).
+        """
+        await self._stores.check()
+
     async def __aenter__(self) -> MiddlewarePipeline:
+        await self.check()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

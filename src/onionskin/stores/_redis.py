@@ -78,6 +78,22 @@ class RedisScripts:
         except (RedisError, OSError) as error:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
+    async def ping(self) -> None:
+        """Check that the server answers; `StoreError` naming the server (no password) if not.
+
+        For start-up: a configured Redis that is missing must fail loudly then
+        (DEPENDENCIES lesson 3), not on the first guarded call.
+        """
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as error:
+            kwargs = self.client.connection_pool.connection_kwargs
+            where = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+            raise StoreError(
+                f"redis at {where} is unreachable ({type(error).__name__}: {error}); start it "
+                "or fix redis_url"
+            ) from error
+
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self.client.aclose()
