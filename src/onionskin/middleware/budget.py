@@ -38,6 +38,7 @@ from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.context import RunContext, current_context_or_none
 from onionskin.core.errors import BudgetExceededError, ConfigError, GuardStoreError, StoreError
 from onionskin.core.ids import new_id
+from onionskin.core.partial import partial_usage
 from onionskin.middleware._admission import AdmissionStore, pending_for
 from onionskin.middleware._budget_config import KEEP_FOR, PeriodLabels, alert_marks, send_alert
 from onionskin.middleware._budget_config import AlertCallback as AlertCallback
@@ -144,8 +145,19 @@ class BudgetMiddleware:
             return await next(request)
         request, rid = await self._admit_model(request, scope)
         model = request.model
+
+        def partial(error: BaseException) -> int | None:
+            # A stream cut off after it began is billed what it used (lesson 4).
+            usage = partial_usage(error)
+            return None if usage is None else to_micros(model.cost(usage))
+
         return await self._run(
-            scope, rid, next, request, lambda response: to_micros(model.cost(response.usage))
+            scope,
+            rid,
+            next,
+            request,
+            lambda response: to_micros(model.cost(response.usage)),
+            partial,
         )
 
     async def wrap_tool_call(
@@ -338,16 +350,21 @@ class BudgetMiddleware:
         next: Callable[[C], Awaitable[R]],
         call: C,
         price: Callable[[R], int | None],
+        partial: Callable[[BaseException], int | None] | None = None,
     ) -> R:
-        """Call `next`, then settle `rid` to `price(result)` micro-dollars, or release it."""
+        """Call `next`, then settle `rid` to `price(result)` micro-dollars, or release it.
+
+        A call that raised is settled to `partial(error)` when that knows what the call used
+        (a stream cut off midway), else released.
+        """
         # Released when `price` says None, and on every other exit: error, timeout, cancel.
         try:
             if self._joint is not None:
                 await self._take_charges()
             result = await next(call)
             micros = price(result)
-        except BaseException:
-            await self._end(scope, rid, None)
+        except BaseException as error:
+            await self._end(scope, rid, None if partial is None else partial(error))
             raise
         await self._end(scope, rid, micros)
         return result

@@ -36,6 +36,8 @@ from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.context import RunContext, current_context_or_none
 from onionskin.core.errors import ApprovalRequiredError, BudgetExceededError, ConfigError
 from onionskin.core.ids import new_id
+from onionskin.core.partial import partial_usage
+from onionskin.core.usage import Usage
 from onionskin.middleware.tenant_config import tenant_limits
 from onionskin.pricing import estimate_cost, from_micros, limit_micros, to_micros
 from onionskin.stores.approvals import ApprovalQueue
@@ -123,9 +125,18 @@ class CostMiddleware:
             spent = await self.ledger.spent(tenant_id=tenant, period=period)
             if spent >= limit:
                 await self._refused(ctx, request, tenant, period, limit, spent)
-        response = await next(request)
+        try:
+            response = await next(request)
+        except BaseException as error:
+            # A stream cut off midway still used its prompt and what it sent (lesson 4).
+            used = partial_usage(error)
+            if used is not None:
+                await asyncio.shield(self._record(ctx, request, used, None, tenant, limit))
+            raise
         # Shielded: once the model answered, a cancellation must not lose its bill.
-        await asyncio.shield(self._record(ctx, request, response, tenant, limit))
+        await asyncio.shield(
+            self._record(ctx, request, response.usage, response.model_name, tenant, limit)
+        )
         return response
 
     async def _limit(self, ctx: RunContext | None, tenant: str | None) -> int | None:
@@ -145,18 +156,18 @@ class CostMiddleware:
         self,
         ctx: RunContext | None,
         request: ModelRequest,
-        response: ModelResponse,
+        usage: Usage,
+        model_name: str | None,
         tenant: str | None,
         limit: int | None,
     ) -> None:
-        usage = response.usage
         entry = CostEntry(
             # A fresh id per call: a run id may be reused (resumed runs), a call never is.
             call_id=new_id(),
             tenant_id=tenant,
             run_id=None if ctx is None else ctx.run_id,
             agent=None if ctx is None else ctx.current_agent or None,
-            model=response.model_name or request.model.name,
+            model=model_name or request.model.name,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_micros=to_micros(request.model.cost(usage)),
