@@ -20,14 +20,19 @@ from onionskin.testing import FakeClock, ScriptedModel
 
 ACME = TenantContext(tenant_id="acme")
 PERIOD = current_period(FakeClock())  # the ledger clocks below read time 0
-PRICED = {"input_price_per_mtok": 3_000_000, "output_price_per_mtok": 15_000_000}  # $3 / $15 each
 
 
 class CutOffModel(ScriptedModel):
     """Streams `words`, then hangs (or fails) as a dropped connection would."""
 
     def __init__(self, words: list[str], *, then: BaseException | None = None) -> None:
-        super().__init__(["unused"], name="cut-off", **PRICED)
+        # $3 and $15 a token: the estimates' cost shows in whole dollars.
+        super().__init__(
+            ["unused"],
+            name="cut-off",
+            input_price_per_mtok=3_000_000,
+            output_price_per_mtok=15_000_000,
+        )
         self.words = words
         self.then = then
         self.hang = asyncio.Event()
