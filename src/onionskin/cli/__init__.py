@@ -17,6 +17,11 @@ from onionskin import __version__
 from onionskin.cli._costs import costs
 from onionskin.cli._db import db
 from onionskin.cli._errors import clear_errors, set_debug
+from onionskin.cli._explain import explain
+from onionskin.cli._init import init
+from onionskin.cli._plugins import plugins
+from onionskin.cli._replay import replay
+from onionskin.cli._run import run
 from onionskin.cli._runs import checkpoints, runs
 from onionskin.cli._trace import trace
 
@@ -56,6 +61,11 @@ def demo() -> None:
         asyncio.run(run_demo(Console()))
 
 
+app.command("init")(init)
+app.command("run")(run)
+app.command("replay")(replay)
+app.command("plugins")(plugins)
+app.command("explain")(explain)
 app.add_typer(db, name="db")
 app.command("runs")(runs)
 app.command("checkpoints")(checkpoints)
