@@ -354,13 +354,17 @@ async def test_a_call_cancelled_while_reserving_holds_nothing(store: BudgetStore
     async def tool(call: ToolCall) -> ToolResult:
         nonlocal ran
         ran = True
+        await asyncio.sleep(0)  # a tool that waits: the memory store's calls first wait here
         return await run_tool(call)
 
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0):  # fires at the first wait: the reservation
+        async with asyncio.timeout(0):  # fires at the first wait
             await budget.wrap_tool_call(search_call(), tool)
 
-    assert ran is False
+    # Redis: the first wait is the reservation, so the tool never ran. The memory store
+    # reserves without waiting (a yield there would cost every call a loop iteration), so
+    # the tool started and was cancelled at its own wait. Either way nothing is held.
+    assert ran is isinstance(store, MemoryBudgetStore)
     await assert_nothing_held_or_spent(budget)
 
 

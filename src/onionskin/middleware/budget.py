@@ -277,10 +277,7 @@ class BudgetMiddleware:
                 reservation = (rid, lines, micros, self.config.reservation_ttl)
                 refusal = await handoff.reserve(joint, self._unlosable, reservation)
             elif self._waitless:
-                # Nothing to see through: the memory store reserves without waiting. This
-                # one yield is where a call cancelled or out of time at admission stops,
-                # holding nothing and never run, as it would while a remote store answers.
-                await asyncio.sleep(0)
+                # Nothing to see through: the memory store reserves without waiting.
                 refusal = await self.store.reserve(rid, lines, micros, self.config.reservation_ttl)
             else:
                 refusal = await self._hold(rid, lines, micros)
