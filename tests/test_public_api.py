@@ -23,6 +23,11 @@ SEED_NAMES = {
     "request_metadata_scope",
     "register_middleware",
     "MiddlewareCoordinator",
+    "AnalyticsCoordinator",
+    "AnalyticsEvent",
+    "ExportResult",
+    "IAnalyticsExporter",
+    "WebSocketAnalyticsExporter",
 }
 
 
@@ -39,6 +44,8 @@ def test_all_is_sorted_and_complete() -> None:
         "tenancy",
         "plugins",
         "project",
+        "analytics",
+        "server",
         "testing",
         "cli",
         "demo",

@@ -77,6 +77,16 @@ try:
     __version__ = _version("onionskin")
 except _PackageNotFoundError:  # pragma: no cover - only when run from a source tree
     __version__ = "0.0.0"
+from onionskin.analytics import (
+    AnalyticsCoordinator,
+    AnalyticsEvent,
+    AnalyticsExporter,
+    BaseAnalyticsExporter,
+    ExportResult,
+    IAnalyticsExporter,
+    LiveHub,
+    WebSocketAnalyticsExporter,
+)
 from onionskin.core.errors import (
     ApprovalDecidedError,
     ApprovalNotFoundError,
@@ -186,6 +196,9 @@ __all__ = [
     "AgentCall",
     "AgentError",
     "AgentResult",
+    "AnalyticsCoordinator",
+    "AnalyticsEvent",
+    "AnalyticsExporter",
     "ApprovalDecidedError",
     "ApprovalNotFoundError",
     "ApprovalQueue",
@@ -193,6 +206,7 @@ __all__ = [
     "ApprovalRequiredError",
     "AsyncGuardedTool",
     "AuthenticationError",
+    "BaseAnalyticsExporter",
     "BaseMiddleware",
     "BasePromptContributor",
     "BudgetAlert",
@@ -221,6 +235,7 @@ __all__ = [
     "DataPart",
     "EmptyModelResponseError",
     "Event",
+    "ExportResult",
     "FallbackRecord",
     "GuardConfig",
     "GuardError",
@@ -234,8 +249,10 @@ __all__ = [
     "HallucinationMiddleware",
     "HookConfig",
     "HookMiddleware",
+    "IAnalyticsExporter",
     "IConfigProvider",
     "InvalidInputError",
+    "LiveHub",
     "MaxStepsExceededError",
     "MemoryApprovalQueue",
     "MemoryCheckpointStore",
@@ -318,6 +335,7 @@ __all__ = [
     "Usage",
     "ValidationConfig",
     "ValidationMiddleware",
+    "WebSocketAnalyticsExporter",
     "__version__",
     "assemble_middleware",
     "compose_prompt",
