@@ -23,6 +23,7 @@ from onionskin.cli._plugins import plugins
 from onionskin.cli._replay import replay
 from onionskin.cli._run import run
 from onionskin.cli._runs import checkpoints, runs
+from onionskin.cli._serve import serve
 from onionskin.cli._trace import trace
 
 __all__ = ["app", "main"]
@@ -66,6 +67,7 @@ app.command("run")(run)
 app.command("replay")(replay)
 app.command("plugins")(plugins)
 app.command("explain")(explain)
+app.command("serve")(serve)
 app.add_typer(db, name="db")
 app.command("runs")(runs)
 app.command("checkpoints")(checkpoints)

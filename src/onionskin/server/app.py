@@ -1,0 +1,111 @@
+"""`create_app`: a project's pipelines as an HTTP API, on the project's database.
+
+```
+RequestIdMiddleware        every request gets an id (X-Request-ID)
+  BodyLimitMiddleware      bodies over the limit: 413, while reading
+    FastAPI                problem+json errors; /api/v1 routes authenticate, then resolve
+                           the tenant, then run through PipelineRunner
+```
+
+The stores (checkpoints and the cost ledger) are opened when the app starts (its lifespan)
+and closed when it stops; SQLite files are created and migrated as needed, PostgreSQL
+must be migrated first (`onionskin db migrate URL`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from onionskin import __version__
+from onionskin.core.events import EventSink
+from onionskin.project import Project
+from onionskin.server.auth import Authenticator
+from onionskin.server.errors import install_problem_handlers
+from onionskin.server.jwks import JwksClient
+from onionskin.server.limits import BodyLimitMiddleware
+from onionskin.server.openapi import problem_openapi
+from onionskin.server.request_id import RequestIdMiddleware
+from onionskin.server.routes.execute import router as execute_router
+from onionskin.server.runner import PipelineRunner
+from onionskin.server.settings import ServerSettings
+from onionskin.stores._sql import SqlDatabase
+from onionskin.stores.sql_checkpoints import SqlCheckpointStore
+from onionskin.stores.sql_ledger import SqlCostLedger
+
+_DESCRIPTION = (
+    "Run the pipelines of an onionskin project for your organization. Authenticate with "
+    "`Authorization: Bearer <JWT>` (claims `org_id`, `org_role`, `sub`) or an API key; "
+    "every error is `application/problem+json`."
+)
+
+
+def _project_database(project: Project) -> str:
+    # Imported here, not at the top: the CLI package imports every command, and `onionskin
+    # serve` imports this module; the URL rule (relative SQLite paths read from the project
+    # folder) must be the one `onionskin run` uses, so it is shared rather than copied.
+    from onionskin.cli._project_db import project_database_url
+
+    return project_database_url(project.path, project.settings)
+
+
+def create_app(
+    project: Project,
+    settings: ServerSettings,
+    *,
+    database_url: str | None = None,
+    event_sinks: Iterable[EventSink] = (),
+    jwks: JwksClient | None = None,
+) -> FastAPI:
+    """The FastAPI application serving `project`'s pipelines.
+
+    Args:
+        project: the loaded project.
+        settings: authentication and limits (`ServerSettings.from_env()`).
+        database_url: where checkpoints and costs go; the project's `database_url` from
+            `onionskin.yaml`, else `ONIONSKIN_DATABASE_URL`, else
+            `<project>/.onionskin/onionskin.db` when None.
+        event_sinks: called with every event of every run.
+        jwks: where RS256 / ES256 keys come from; built from `settings.jwt_jwks_url` if None.
+
+    Raises:
+        ConfigError: no way to authenticate and not `settings.anonymous`.
+    """
+    settings.check_servable()
+    url = database_url or _project_database(project)
+    authenticator = Authenticator(settings, jwks=jwks)
+    sinks = tuple(event_sinks)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = SqlDatabase(url)
+        try:
+            app.state.runner = PipelineRunner(
+                project,
+                checkpoints=await SqlCheckpointStore.open(database),
+                ledger=await SqlCostLedger.open(database),
+                event_sinks=sinks,
+            )
+            yield
+        finally:
+            await database.aclose()
+            if authenticator.jwks is not None:
+                await authenticator.jwks.aclose()
+
+    app = FastAPI(
+        title=f"onionskin: {project.path.name}",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.authenticator = authenticator
+    install_problem_handlers(app)
+    app.include_router(execute_router)
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
+    # Added last is outermost: the request id exists before a 413 is answered.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app
