@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from onionskin.core.errors import ConfigError, StoreError
 from onionskin.stores._migrations import Migration, ensure_schema, migrate, tenant_table_policy
 from onionskin.stores._sql import SqlDatabase, normalize_url
+from onionskin.stores.sql_checkpoints import SqlCheckpointStore
 from tests.conftest import SQL_BACKENDS
 
 Factory = Callable[[str], SqlDatabase]
@@ -185,3 +187,25 @@ async def test_a_raw_query_without_the_tenant_setting_sees_no_rows(
         await connection.exec_driver_sql("SET LOCAL ROLE onionskin_tenant")
         count = (await connection.execute(text("SELECT count(*) FROM notes"))).scalar_one()
     assert count == 0
+
+
+async def test_many_databases_opening_one_new_sqlite_file_together_all_succeed(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers 2` on a new file: the WAL switch must not fail one of them."""
+
+    async def open_one(path: Path) -> str:
+        database = SqlDatabase(f"sqlite:///{path}")
+        try:
+            await SqlCheckpointStore.open(database)
+            async with database.transaction() as connection:
+                mode = await connection.exec_driver_sql("PRAGMA journal_mode")
+                return str(mode.scalar_one())
+        finally:
+            await database.aclose()
+
+    # A race: before the fix about one round in twenty lost one opener to "locked".
+    for round_number in range(40):
+        path = tmp_path / f"new-{round_number}.db"
+        modes = await asyncio.gather(*(open_one(path) for _ in range(4)))
+        assert modes == ["wal"] * 4

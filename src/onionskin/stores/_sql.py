@@ -16,6 +16,7 @@ and get two kinds of transaction from here.
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -77,12 +78,17 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         # Let us issue BEGIN ourselves (pysqlite's implicit transactions can't be IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "busy_timeout=30000",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-        ):
+        cursor.execute("PRAGMA busy_timeout=30000")
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as error:
+            # Two processes opening the same new file (`serve --workers 2`): switching to
+            # WAL needs an exclusive lock and SQLite answers "locked" at once, without its
+            # busy handler. The mode is kept in the file, so the one that got the lock
+            # switches it for both; this connection sees WAL from its next transaction.
+            if "locked" not in str(error):
+                raise
+        for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
