@@ -12,6 +12,18 @@ OPERATIONS = {
     "/api/v1/organizations/{org_id}/pipelines/{name}/execute": "execute_org_pipeline",
     "/api/v1/admin/pipelines/execute": "execute_admin_pipeline",
 }
+RESOURCE_OPERATIONS = {
+    ("get", "/runs"): ("list_runs", "list_org_runs"),
+    ("get", "/runs/{run_id}"): ("get_run", "get_org_run"),
+    ("get", "/runs/{run_id}/checkpoints"): ("list_checkpoints", "list_org_checkpoints"),
+    ("post", "/runs/{run_id}/replay"): ("replay_run", "replay_org_run"),
+    ("get", "/costs"): ("get_costs", "get_org_costs"),
+    ("get", "/budget"): ("get_budget", "get_org_budget"),
+    ("get", "/approvals"): ("list_approvals", "list_org_approvals"),
+    ("post", "/approvals/{request_id}/approve"): ("approve_request", "approve_org_request"),
+    ("post", "/approvals/{request_id}/deny"): ("deny_request", "deny_org_request"),
+}
+"""Each resource route, at /api/v1{path} and /api/v1/organizations/{org_id}{path}."""
 
 
 @pytest.fixture
@@ -23,9 +35,17 @@ async def document(served: Served) -> dict[str, Any]:
 
 
 def test_every_route_is_documented_with_its_operation_id(document: dict[str, Any]) -> None:
-    found = {path: ops["post"]["operationId"] for path, ops in document["paths"].items()}
+    found = {
+        (method, path): operation["operationId"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    expected = {("post", path): operation_id for path, operation_id in OPERATIONS.items()}
+    for (method, path), (plain, in_org) in RESOURCE_OPERATIONS.items():
+        expected[(method, f"/api/v1{path}")] = plain
+        expected[(method, f"/api/v1/organizations/{{org_id}}{path}")] = in_org
 
-    assert found == OPERATIONS
+    assert found == expected
 
 
 def test_bodies_and_answers_have_schemas(document: dict[str, Any]) -> None:

@@ -4,12 +4,17 @@
 RequestIdMiddleware        every request gets an id (X-Request-ID)
   BodyLimitMiddleware      bodies over the limit: 413, while reading
     FastAPI                problem+json errors; /api/v1 routes authenticate, then resolve
-                           the tenant, then run through PipelineRunner
+                           the tenant, then run through PipelineRunner or read the
+                           tenant's runs, costs and approvals; /api/v1/ws/analytics streams
+                           the tenant's live analytics
 ```
 
-The stores (checkpoints and the cost ledger) are opened when the app starts (its lifespan)
-and closed when it stops; SQLite files are created and migrated as needed, PostgreSQL
-must be migrated first (`onionskin db migrate URL`).
+The stores (checkpoints, the cost ledger, the approval queue and tenant configs) are
+opened when the app starts (its lifespan) and closed when it stops; SQLite files are
+created and migrated as needed, PostgreSQL must be migrated first (`onionskin db migrate
+URL`). Live analytics start with them: every run's events go to the WebSocket clients of
+its tenant, through Redis to every worker's clients when `redis_url` is set (a Redis that
+is down fails start-up).
 """
 
 from __future__ import annotations
@@ -23,17 +28,21 @@ from onionskin import __version__
 from onionskin.core.events import EventSink
 from onionskin.project import Project
 from onionskin.server.auth import Authenticator
+from onionskin.server.dashboard import mount_dashboard
 from onionskin.server.errors import install_problem_handlers
 from onionskin.server.jwks import JwksClient
 from onionskin.server.limits import BodyLimitMiddleware
 from onionskin.server.openapi import problem_openapi
 from onionskin.server.request_id import RequestIdMiddleware
-from onionskin.server.routes.execute import router as execute_router
+from onionskin.server.routes import analytics_ws, approvals, costs, execute, runs
+from onionskin.server.routes._live import LiveAnalytics
 from onionskin.server.runner import PipelineRunner
 from onionskin.server.settings import ServerSettings
 from onionskin.stores._sql import SqlDatabase
+from onionskin.stores.sql_approvals import SqlApprovalQueue
 from onionskin.stores.sql_checkpoints import SqlCheckpointStore
 from onionskin.stores.sql_ledger import SqlCostLedger
+from onionskin.stores.sql_tenant_config import SqlTenantConfigProvider
 
 _DESCRIPTION = (
     "Run the pipelines of an onionskin project for your organization. Authenticate with "
@@ -67,7 +76,7 @@ def create_app(
         database_url: where checkpoints and costs go; the project's `database_url` from
             `onionskin.yaml`, else `ONIONSKIN_DATABASE_URL`, else
             `<project>/.onionskin/onionskin.db` when None.
-        event_sinks: called with every event of every run.
+        event_sinks: called with every event of every run (besides live analytics).
         jwks: where RS256 / ES256 keys come from; built from `settings.jwt_jwks_url` if None.
 
     Raises:
@@ -81,15 +90,26 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = SqlDatabase(url)
+        live: LiveAnalytics | None = None
         try:
+            checkpoints = await SqlCheckpointStore.open(database)
+            ledger = await SqlCostLedger.open(database)
+            app.state.approvals = await SqlApprovalQueue.open(database)
+            # No cache: a budget changed by an operator shows at the next read.
+            app.state.tenant_configs = SqlTenantConfigProvider(database, ttl=0)
+            live = app.state.live = await LiveAnalytics.start(settings)
             app.state.runner = PipelineRunner(
                 project,
-                checkpoints=await SqlCheckpointStore.open(database),
-                ledger=await SqlCostLedger.open(database),
-                event_sinks=sinks,
+                checkpoints=checkpoints,
+                ledger=ledger,
+                approvals=app.state.approvals,
+                tenant_configs=app.state.tenant_configs,
+                event_sinks=(*sinks, live.sink),
             )
             yield
         finally:
+            if live is not None:
+                await live.aclose()
             await database.aclose()
             if authenticator.jwks is not None:
                 await authenticator.jwks.aclose()
@@ -103,7 +123,9 @@ def create_app(
     app.state.settings = settings
     app.state.authenticator = authenticator
     install_problem_handlers(app)
-    app.include_router(execute_router)
+    for routes in (execute, runs, costs, approvals, analytics_ws):
+        app.include_router(routes.router)
+    mount_dashboard(app)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     # Added last is outermost: the request id exists before a 413 is answered.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

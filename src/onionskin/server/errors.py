@@ -11,7 +11,8 @@ internal detail (a database URL, a provider's answer, a traceback) reaches the c
 | 401 | `AuthenticationError` (always the same detail) |
 | 402 | `BudgetExceededError`, `ApprovalRequiredError` (with `approval_id`) |
 | 403 | `TenantError`: missing, malformed or conflicting tenant, a role not allowed |
-| 404 | an unknown route or pipeline (`UnknownAgentError`) |
+| 404 | an unknown route or pipeline (`UnknownAgentError`), `ApprovalNotFoundError` |
+| 409 | `ApprovalDecidedError`: the request was decided already |
 | 413 | a body over the limit |
 | 422 | an invalid body, `InvalidInputError` (with `errors`) |
 | 429 | `RateLimitExceededError`, `CallLimitExceededError`, other guard refusals (Retry-After) |
@@ -40,6 +41,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from onionskin.core.errors import (
+    ApprovalDecidedError,
+    ApprovalNotFoundError,
     ApprovalRequiredError,
     AuthenticationError,
     BudgetExceededError,
@@ -81,6 +84,9 @@ _RULES: tuple[tuple[type[BaseException], int, str, bool], ...] = (
     (HallucinationError, 502, "unsupported_answer", True),
     (GuardStoreError, 503, "guard_store_unavailable", False),
     (GuardError, 429, "refused", True),
+    # Before StoreError, their base: the answer says what the caller asked about.
+    (ApprovalNotFoundError, 404, "not_found", True),
+    (ApprovalDecidedError, 409, "conflict", True),
     (StoreError, 503, "store_unavailable", False),
     (ModelError, 502, "model_failed", False),
 )

@@ -1,8 +1,10 @@
 """`PipelineRunner`: the one place the server builds a project's orchestrators and runs them.
 
 Every pipeline runs through the same stack, outermost first: `TenantMiddleware` (a run
-without a tenant is refused), `CheckpointMiddleware` and `CostMiddleware` on the server's
-database, then what the project adds (each agent's `middleware:`, `middleware/<agent>.py`
+without a tenant is refused), `TenantConfigMiddleware` (each tenant's config and limits from
+the tenant-config table, when the server has one), `CheckpointMiddleware` and
+`CostMiddleware` on the server's database (a tenant past its monthly budget waits in the
+approval queue), then what the project adds (each agent's `middleware:`, `middleware/<agent>.py`
 files, plugins) and message capture. An orchestrator is built once per pipeline and shared
 by every request: the middleware keep per-run state in the run's context, never on
 themselves, so concurrent runs of different tenants do not meet.
@@ -24,14 +26,17 @@ from onionskin.core.events import EventSink, RunEvent
 from onionskin.middleware.checkpoint import CheckpointMiddleware
 from onionskin.middleware.cost import CostMiddleware
 from onionskin.middleware.tenant import TenantMiddleware
+from onionskin.middleware.tenant_config import TenantConfigMiddleware
 from onionskin.project import Project, UnknownAgentError
 from onionskin.runtime._result import RunResult
 from onionskin.runtime.agent import check_agent_name
 from onionskin.runtime.orchestrator import Orchestrator
 from onionskin.server.schemas import ExecuteRequest
 from onionskin.server.tenancy import RequestTenant
+from onionskin.stores.approvals import ApprovalQueue
 from onionskin.stores.checkpoints import CheckpointStore
 from onionskin.stores.ledger import CostLedger
+from onionskin.tenancy.config import ConfigProvider
 
 logger = logging.getLogger("onionskin.server")
 
@@ -43,6 +48,9 @@ class PipelineRunner:
         project: the loaded project.
         checkpoints: where every run's checkpoints go.
         ledger: where every model call's cost goes.
+        approvals: where calls over a tenant's monthly budget wait for an operator; None
+            refuses them with `BudgetExceededError`.
+        tenant_configs: each tenant's config (model, settings, limits); None: none.
         event_sinks: called with every event of every run (a dashboard, say); one that
             raises is logged and the run goes on.
     """
@@ -53,11 +61,15 @@ class PipelineRunner:
         *,
         checkpoints: CheckpointStore,
         ledger: CostLedger,
+        approvals: ApprovalQueue | None = None,
+        tenant_configs: ConfigProvider | None = None,
         event_sinks: Iterable[EventSink] = (),
     ) -> None:
         self.project = project
         self.checkpoints = checkpoints
         self.ledger = ledger
+        self.approvals = approvals
+        self.tenant_configs = tenant_configs
         self._sinks = tuple(event_sinks)
         self._orchestrators: dict[str, Orchestrator] = {}
 
@@ -76,10 +88,12 @@ class PipelineRunner:
         except ConfigError:
             raise UnknownAgentError(name, ()) from None
         self.project.pipeline(name)  # UnknownAgentError before any middleware is built
-        core = [
-            TenantMiddleware(required=True),
+        core: list[object] = [TenantMiddleware(required=True)]
+        if self.tenant_configs is not None:
+            core.append(TenantConfigMiddleware([self.tenant_configs]))
+        core += [
             CheckpointMiddleware(self.checkpoints),
-            CostMiddleware(self.ledger),
+            CostMiddleware(self.ledger, approvals=self.approvals),
         ]
         built = self._orchestrators[name] = self.project.orchestrator(name, middleware=core)
         return built

@@ -11,8 +11,12 @@ Read from the environment with `ServerSettings.from_env()`:
 | `ONIONSKIN_JWT_LEEWAY` | `jwt_leeway_seconds` (clock skew allowed on `exp` / `nbf`) |
 | `ONIONSKIN_API_KEYS` | `api_keys`: `key=tenant[:role],...` |
 | `ONIONSKIN_MAX_BODY_BYTES` | `max_body_bytes` (default 1 MiB) |
+| `ONIONSKIN_REDIS_URL` | `redis_url` (live analytics across workers, through Redis pub/sub) |
 
 A bad value is a `ConfigError` naming the field (or the variable) and never echoing a secret.
+
+Over 200 lines: every setting of the server is checked here, next to the variable it is
+read from, so that a bad one fails start-up with its name.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ _ASYMMETRIC = frozenset(
 )
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _MIN_SECRET_BYTES = 32  # HS256 needs a 256-bit key (RFC 7518 3.2)
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 def _check_url(url: str | None) -> None:
@@ -48,6 +53,18 @@ def _check_url(url: str | None) -> None:
         f"ServerSettings.jwt_jwks_url must be an https:// URL (http:// only for localhost), "
         f"got {url!r}"
     )
+
+
+def _check_redis_url(url: object) -> None:
+    if url is None:
+        return
+    scheme = urlsplit(url).scheme if isinstance(url, str) else None
+    if scheme not in _REDIS_SCHEMES:
+        # Not echoed: the URL may hold a password.
+        raise ConfigError(
+            "ServerSettings.redis_url (ONIONSKIN_REDIS_URL) must be a redis://, rediss:// or "
+            "unix:// URL (the value given is not shown: it may hold a password)"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +98,12 @@ class ServerSettings:
     """How long fetched keys are trusted before they are fetched again."""
     sse_ping_seconds: float = 15.0
     """How often an idle event stream sends a comment, so proxies keep it open."""
+    redis_url: str | None = field(default=None, repr=False)
+    """Redis for live analytics across worker processes (None: this process only)."""
+    ws_queue_size: int = 1000
+    """Live events a WebSocket client may fall behind by before it is dropped (close 1013)."""
+    ws_send_timeout: float = 10.0
+    """Seconds one WebSocket message may take to send before its client is dropped."""
 
     def __post_init__(self) -> None:
         secret: object = self.jwt_secret
@@ -92,6 +115,7 @@ class ServerSettings:
                 "(HS256 needs a 256-bit key); generate one with `openssl rand -hex 32`"
             )
         _check_url(self.jwt_jwks_url)
+        _check_redis_url(self.redis_url)
         for name in ("jwt_issuer", "jwt_audience"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
@@ -130,6 +154,8 @@ class ServerSettings:
             ("max_body_bytes", 1, 1 << 34),
             ("jwks_cache_seconds", 1, 86_400),
             ("sse_ping_seconds", 0.001, 3_600),
+            ("ws_queue_size", 1, 1_000_000),
+            ("ws_send_timeout", 0.001, 3_600),
         )
         for name, low, high in limits:
             value = getattr(self, name)
@@ -137,8 +163,9 @@ class ServerSettings:
                 raise ConfigError(f"ServerSettings.{name} must be a number, got {value!r}")
             if not low <= value <= high:
                 raise ConfigError(f"ServerSettings.{name} must be in [{low}, {high}], got {value}")
-        if not isinstance(self.max_body_bytes, int):
-            raise ConfigError("ServerSettings.max_body_bytes must be a whole number of bytes")
+        for name in ("max_body_bytes", "ws_queue_size"):
+            if not isinstance(getattr(self, name), int):
+                raise ConfigError(f"ServerSettings.{name} must be a whole number")
 
     @property
     def authenticates(self) -> bool:
@@ -174,6 +201,7 @@ class ServerSettings:
             ("jwt_jwks_url", "ONIONSKIN_JWT_JWKS_URL"),
             ("jwt_issuer", "ONIONSKIN_JWT_ISSUER"),
             ("jwt_audience", "ONIONSKIN_JWT_AUDIENCE"),
+            ("redis_url", "ONIONSKIN_REDIS_URL"),
         ):
             if env.get(variable):
                 values[name] = env[variable]
