@@ -25,7 +25,6 @@ except ImportError as error:  # pragma: no cover - the test extra installs it; s
 from onionskin.core.calls import ModelRequest, ModelResponse
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ConfigError, ModelError
-from onionskin.core.usage import Usage
 from onionskin.pricing import request_max_tokens
 from onionskin.runtime.models._anthropic_messages import (
     PROVIDER,
@@ -35,14 +34,15 @@ from onionskin.runtime.models._anthropic_messages import (
 )
 from onionskin.runtime.models._anthropic_replies import EventAssembler, stream_error_status
 from onionskin.runtime.models._model_options import check_base_url, check_options
-from onionskin.runtime.models._provider_errors import connection_error, status_error
+from onionskin.runtime.models._provider_errors import connection_error
+from onionskin.runtime.models._sdk_model import SdkModel
 from onionskin.runtime.models._table_cost import TableCost
 
 NO_KEY = "no-key"
 """The API key sent to a base_url server when none is configured."""
 
 
-class AnthropicModel:
+class AnthropicModel(SdkModel):
     """A Claude model served through the Anthropic messages API.
 
     Args:
@@ -60,6 +60,8 @@ class AnthropicModel:
         output_price_per_mtok: declared USD per million output tokens.
         clock: reads the time for a Retry-After given as an HTTP date.
     """
+
+    provider = PROVIDER
 
     def __init__(
         self,
@@ -110,11 +112,6 @@ class AnthropicModel:
                 timeout=anthropic.NOT_GIVEN if timeout is None else timeout,
             )
 
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self._name
-
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Answer `request` in one piece (read from a stream: see the module docstring)."""
         response: ModelResponse | None = None
@@ -164,33 +161,18 @@ class AnthropicModel:
 
     def _error(self, error: Exception) -> ModelError:
         if isinstance(error, anthropic.APIStatusError):
-            return status_error(
-                provider=PROVIDER,
-                model=self._name,
+            return self._sdk_error(
+                error,
                 status=stream_error_status(error.status_code, error.body),
+                unanswered=False,
+                timed_out=False,
                 detail=error.message,
                 headers=error.response.headers,
-                now=self._clock.time(),
             )
-        if isinstance(error, anthropic.APIConnectionError | httpx2.TransportError):
-            timed_out = isinstance(error, anthropic.APITimeoutError | httpx2.TimeoutException)
-            return connection_error(
-                provider=PROVIDER,
-                model=self._name,
-                url=str(self._client.base_url),
-                detail=str(error.__cause__ or error),
-                timed_out=timed_out,
-            )
-        return ModelError(f"{PROVIDER} model {self._name!r} failed: {error}")
-
-    def cost(self, usage: Usage) -> Decimal:
-        """What `usage` costs: from the offline price table, declared prices, or $0."""
-        return self._cost(usage)
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections of the client."""
-        await self._client.close()
-
-    def __repr__(self) -> str:
-        where = f", base_url={self.base_url!r}" if self.base_url else ""
-        return f"AnthropicModel({self._name!r}{where})"
+        return self._sdk_error(
+            error,
+            status=None,
+            unanswered=isinstance(error, anthropic.APIConnectionError | httpx2.TransportError),
+            timed_out=isinstance(error, anthropic.APITimeoutError | httpx2.TimeoutException),
+            detail=str(error),
+        )

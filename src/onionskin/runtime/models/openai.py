@@ -24,7 +24,6 @@ except ImportError as error:  # pragma: no cover - the test extra installs it; s
 from onionskin.core.calls import ModelRequest, ModelResponse
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ConfigError, ModelError
-from onionskin.core.usage import Usage
 from onionskin.runtime.models._model_options import check_base_url, check_options
 from onionskin.runtime.models._openai_messages import (
     PROVIDER,
@@ -33,7 +32,7 @@ from onionskin.runtime.models._openai_messages import (
     wire_tools,
 )
 from onionskin.runtime.models._openai_replies import ChunkAssembler, completion_response
-from onionskin.runtime.models._provider_errors import connection_error, status_error
+from onionskin.runtime.models._sdk_model import SdkModel
 from onionskin.runtime.models._table_cost import TableCost
 from onionskin.runtime.models._wire import passed_settings
 
@@ -41,7 +40,7 @@ NO_KEY = "no-key"
 """The API key sent to a base_url server when none is configured (local servers need none)."""
 
 
-class OpenAIModel:
+class OpenAIModel(SdkModel):
     """A model served through the OpenAI chat completions API (or a compatible server).
 
     Args:
@@ -58,6 +57,8 @@ class OpenAIModel:
         output_price_per_mtok: declared USD per million output tokens.
         clock: reads the time for a Retry-After given as an HTTP date.
     """
+
+    provider = PROVIDER
 
     def __init__(
         self,
@@ -106,11 +107,6 @@ class OpenAIModel:
                 timeout=openai.NOT_GIVEN if timeout is None else timeout,
             )
 
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self._name
-
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Answer `request` with one chat completion."""
         messages = wire_messages(self._name, request.messages)
@@ -154,33 +150,18 @@ class OpenAIModel:
 
     def _error(self, error: Exception) -> ModelError:
         if isinstance(error, openai.APIStatusError):
-            return status_error(
-                provider=PROVIDER,
-                model=self._name,
+            return self._sdk_error(
+                error,
                 status=error.status_code,
+                unanswered=False,
+                timed_out=False,
                 detail=error.message,
                 headers=error.response.headers,
-                now=self._clock.time(),
             )
-        if isinstance(error, openai.APIConnectionError | httpx2.TransportError):
-            timed_out = isinstance(error, openai.APITimeoutError | httpx2.TimeoutException)
-            return connection_error(
-                provider=PROVIDER,
-                model=self._name,
-                url=str(self._client.base_url),
-                detail=str(error.__cause__ or error),
-                timed_out=timed_out,
-            )
-        return ModelError(f"{PROVIDER} model {self._name!r} failed: {error}")
-
-    def cost(self, usage: Usage) -> Decimal:
-        """What `usage` costs: from the offline price table, declared prices, or $0."""
-        return self._cost(usage)
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections of the client."""
-        await self._client.close()
-
-    def __repr__(self) -> str:
-        where = f", base_url={self.base_url!r}" if self.base_url else ""
-        return f"OpenAIModel({self._name!r}{where})"
+        return self._sdk_error(
+            error,
+            status=None,
+            unanswered=isinstance(error, openai.APIConnectionError | httpx2.TransportError),
+            timed_out=isinstance(error, openai.APITimeoutError | httpx2.TimeoutException),
+            detail=str(error),
+        )
