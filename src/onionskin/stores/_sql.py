@@ -3,6 +3,11 @@
 Built on SQLAlchemy's async Core (no ORM): stores write plain SQL that both dialects accept
 and get two kinds of transaction from here.
 
+- Stores hand their units of work to `read()` and `write()`: sync functions of
+  `Statements`, run in one transaction. On SQLite they run on two threads of the database's
+  own (`_sqlite_lanes`: group commit for writes, a read-only connection for reads); on
+  PostgreSQL, in an engine transaction through SQLAlchemy's sync facade (`run_sync`).
+  `transaction()` is the engine's async connection, for migrations and one-off queries.
 - SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
   `BEGIN IMMEDIATE`: it takes the write lock at once, so concurrent writers queue instead of
   failing with "database is locked" half-way through (the deferred default upgrades the lock
@@ -15,19 +20,24 @@ and get two kinds of transaction from here.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
-import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, TextClause, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from onionskin.core.errors import ConfigError, StoreError
+from onionskin.stores._rows import Rows, Statements
+from onionskin.stores._sqlite_lanes import SqliteLane, configure_sqlite
+
+T = TypeVar("T")
 
 TENANT_ROLE = "onionskin_tenant"
 """The PostgreSQL role tenant transactions run as; it owns nothing, so RLS binds it."""
@@ -76,21 +86,7 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: object) -> None:  # Any: DB-API object
         # Let us issue BEGIN ourselves (pysqlite's implicit transactions can't be IMMEDIATE).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError as error:
-            # Two processes opening the same new file (`serve --workers 2`): switching to
-            # WAL needs an exclusive lock and SQLite answers "locked" at once, without its
-            # busy handler. The mode is kept in the file, so the one that got the lock
-            # switches it for both; this connection sees WAL from its next transaction.
-            if "locked" not in str(error):
-                raise
-        for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
+        configure_sqlite(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:  # Any: SQLAlchemy's sync Connection
@@ -122,13 +118,14 @@ class SqlDatabase:
         if schema is not None and (self.dialect != "postgresql" or not schema.isidentifier()):
             raise ConfigError(f"schema= needs PostgreSQL and a plain identifier, got {schema!r}")
         self.schema = schema
+        self.engine = create_async_engine(driver_url, pool_pre_ping=self.dialect == "postgresql")
+        self._lanes: tuple[SqliteLane, SqliteLane] | None = None
         if self.dialect == "sqlite":
             database = make_url(driver_url).database
             assert database is not None  # normalize_url refused URLs without a file
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(driver_url, pool_pre_ping=self.dialect == "postgresql")
-        if self.dialect == "sqlite":
             _prepare_sqlite(self.engine)
+            self._lanes = (SqliteLane(database, write=False), SqliteLane(database, write=True))
         elif schema is not None:
             _prepare_postgres_schema(self.engine, schema)
 
@@ -161,6 +158,56 @@ class SqlDatabase:
         except SQLAlchemyError as error:
             raise StoreError(f"the {self.dialect} store failed: {error}") from error
 
+    async def read(self, work: Callable[[Statements], T], *, tenant_id: str | None = None) -> T:
+        """Run `work` in a read transaction (as `tenant_id` on PostgreSQL); its result.
+
+        Driver errors become `StoreError`; the store's own exceptions pass unchanged.
+        """
+        if self._lanes is not None:
+            return await self._lanes[0].submit(work)
+        return await self._through_engine(work, tenant_id, write=False)
+
+    async def write(self, work: Callable[[Statements], T], *, tenant_id: str | None = None) -> T:
+        """Run `work` in a write transaction (as `tenant_id` on PostgreSQL); its result.
+
+        On SQLite it may share its transaction with other writers' work (group commit):
+        each one's changes are kept or undone on their own, and this returns after the
+        COMMIT that holds its changes. An exception undoes only `work`'s changes.
+        """
+        if self._lanes is not None:
+            return await self._lanes[1].submit(work)
+        return await self._through_engine(work, tenant_id, write=True)
+
+    async def _through_engine(
+        self, work: Callable[[Statements], T], tenant_id: str | None, *, write: bool
+    ) -> T:
+        async with self.transaction(tenant_id=tenant_id, write=write) as connection:
+            return await connection.run_sync(lambda sync: work(_EngineStatements(sync)))
+
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Stop SQLite's threads (after the work already queued) and close every connection."""
+        threads = [lane.close() for lane in self._lanes or ()]
+        for thread in threads:
+            if thread is not None:
+                await asyncio.to_thread(thread.join)
         await self.engine.dispose()
+
+
+@lru_cache(maxsize=512)
+def _text(sql: str) -> TextClause:
+    # Built once per SQL string: text() parses the placeholders every time it is called.
+    return text(sql)
+
+
+class _EngineStatements:
+    """`Statements` on SQLAlchemy's sync facade of an engine connection (PostgreSQL)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Mapping[str, object] | None = None, /) -> Rows:
+        result = self._connection.execute(_text(sql), dict(params or {}))
+        if not result.returns_rows:
+            return Rows((), (), result.rowcount)
+        rows = [tuple(row) for row in result.all()]
+        return Rows(rows, tuple(result.keys()), result.rowcount)

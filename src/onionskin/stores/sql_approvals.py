@@ -14,11 +14,10 @@ import builtins
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
-
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ApprovalDecidedError, ApprovalNotFoundError, ConfigError
 from onionskin.stores._migrations import Migration, ensure_schema, tenant_table_policy
+from onionskin.stores._rows import Statements
 from onionskin.stores._sql import SqlDatabase
 from onionskin.stores.approvals import (
     ApprovalQueue,
@@ -64,14 +63,12 @@ _COLUMNS = (
     "approval_id, run_id, checkpoint_id, reason, amount_micros, status, created_at, "
     "decided_at, decided_by"
 )
-_INSERT = text(
+_INSERT = (
     f"INSERT INTO onionskin_approvals (tenant_id, {_COLUMNS}) VALUES (:tenant, :approval_id, "
     ":run_id, :checkpoint_id, :reason, :amount, 'pending', :now, NULL, NULL)"
 )
-_GET = text(
-    f"SELECT {_COLUMNS} FROM onionskin_approvals WHERE tenant_id = :tenant AND approval_id = :id"
-)
-_DECIDE = text(
+_GET = f"SELECT {_COLUMNS} FROM onionskin_approvals WHERE tenant_id = :tenant AND approval_id = :id"
+_DECIDE = (
     "UPDATE onionskin_approvals SET status = :status, decided_at = :now, decided_by = :operator "
     "WHERE tenant_id = :tenant AND approval_id = :id AND status = 'pending'"
 )
@@ -140,16 +137,16 @@ class SqlApprovalQueue:
             "amount": amount_micros,
             "now": self._time(request.created_at),
         }
-        async with self.database.transaction(tenant_id=tenant_id or "", write=True) as connection:
-            await connection.execute(_INSERT, params)
+        await self.database.write(lambda db: db.execute(_INSERT, params), tenant_id=tenant_id or "")
         return request
 
     async def get(self, approval_id: str, *, tenant_id: str | None) -> ApprovalRequest | None:
         """The tenant's request `approval_id`, or None."""
         check_lookup(approval_id, tenant_id)
         params = {"tenant": tenant_id or "", "id": approval_id}
-        async with self.database.transaction(tenant_id=tenant_id or "") as connection:
-            row = (await connection.execute(_GET, params)).one_or_none()
+        row = await self.database.read(
+            lambda db: db.execute(_GET, params).first(), tenant_id=tenant_id or ""
+        )
         return None if row is None else self._request(tenant_id, row)
 
     async def approve(
@@ -185,8 +182,9 @@ class SqlApprovalQueue:
             query += " AND run_id = :run_id"
         query += _ORDER
         params = {"tenant": tenant_id or "", "status": status, "run_id": run_id, "limit": limit}
-        async with self.database.transaction(tenant_id=tenant_id or "") as connection:
-            rows = (await connection.execute(text(query), params)).all()
+        rows = await self.database.read(
+            lambda db: db.execute(query, params).all(), tenant_id=tenant_id or ""
+        )
         return [self._request(tenant_id, row) for row in rows]
 
     async def aclose(self) -> None:
@@ -207,9 +205,12 @@ class SqlApprovalQueue:
             "now": self._time(now),
             "operator": operator,
         }
-        async with self.database.transaction(tenant_id=tenant_id or "", write=True) as connection:
-            changed = (await connection.execute(_DECIDE, params)).rowcount == 1
-            row = (await connection.execute(_GET, params)).one_or_none()
+
+        def decide(db: Statements) -> tuple[bool, tuple[Any, ...] | None]:
+            changed = db.execute(_DECIDE, params).rowcount == 1
+            return changed, db.execute(_GET, params).first()
+
+        changed, row = await self.database.write(decide, tenant_id=tenant_id or "")
         if row is None:
             raise ApprovalNotFoundError(approval_id, tenant_id)
         request = self._request(tenant_id, row)
@@ -224,7 +225,7 @@ class SqlApprovalQueue:
         return moment
 
     @staticmethod
-    def _request(tenant_id: str | None, row: Any) -> ApprovalRequest:  # Any: a SQLAlchemy Row
+    def _request(tenant_id: str | None, row: tuple[Any, ...]) -> ApprovalRequest:
         approval_id, run_id, checkpoint_id, reason, amount, status, created, decided, by = row
         return ApprovalRequest(
             approval_id=approval_id,

@@ -11,14 +11,14 @@ Over 200 lines: the schema, the statements and the store that runs them are read
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
-
-from sqlalchemy import RowMapping, TextClause, text
+from typing import Any
 
 from onionskin.core.errors import ConfigError
 from onionskin.stores import _checkpoint_codec as codec
 from onionskin.stores._migrations import Migration, ensure_schema, tenant_table_policy
+from onionskin.stores._rows import Statements
 from onionskin.stores._sql import SqlDatabase
 from onionskin.stores.checkpoints import (
     Checkpoint,
@@ -64,7 +64,7 @@ _PLAIN_COLUMNS = (
 )  # fmt: skip
 """The columns that hold a checkpoint's field as it is; the others are encoded."""
 _COLUMNS = ", ".join((*_PLAIN_COLUMNS, "tenant_id", "state", "messages", "data", "created_at"))
-_INSERT = text(
+_INSERT = (
     f"INSERT INTO onionskin_checkpoints ({_COLUMNS}) VALUES "
     f"({', '.join(':' + name for name in _COLUMNS.split(', '))}) "
     "ON CONFLICT (checkpoint_id) DO NOTHING"
@@ -75,11 +75,11 @@ _SELECT = (
     "CAST(messages AS TEXT) AS messages, CAST(data AS TEXT) AS data, created_at "
     "FROM onionskin_checkpoints WHERE tenant_id = :tenant"
 )
-_BY_ID = text(_SELECT + " AND checkpoint_id = :checkpoint_id")
-_BY_RUN = text(_SELECT + " AND run_id = :run_id ORDER BY step, checkpoint_id")
-_LATEST = text(_SELECT + " AND run_id = :run_id ORDER BY step DESC, checkpoint_id DESC LIMIT 1")
-_DELETE = text("DELETE FROM onionskin_checkpoints WHERE tenant_id = :tenant AND run_id = :run_id")
-_RUNS = text(
+_BY_ID = _SELECT + " AND checkpoint_id = :checkpoint_id"
+_BY_RUN = _SELECT + " AND run_id = :run_id ORDER BY step, checkpoint_id"
+_LATEST = _SELECT + " AND run_id = :run_id ORDER BY step DESC, checkpoint_id DESC LIMIT 1"
+_DELETE = "DELETE FROM onionskin_checkpoints WHERE tenant_id = :tenant AND run_id = :run_id"
+_RUNS = (
     "SELECT run_id, pipeline_id, step, status, n, started_at, updated_at FROM ("
     "SELECT run_id, pipeline_id, step, status, "
     "ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY step DESC, checkpoint_id DESC) AS position, "
@@ -142,11 +142,14 @@ class SqlCheckpointStore:
             data=encoded.data,
             created_at=stored_time,
         )
-        async with self.database.transaction(tenant_id=encoded.tenant_key, write=True) as db:
+
+        def insert(db: Statements) -> None:
             # DO NOTHING rather than a unique-violation error: the driver's message would
             # describe the existing row, and it may be another tenant's.
-            if (await db.execute(_INSERT, values)).rowcount == 0:
+            if db.execute(_INSERT, values).rowcount == 0:
                 raise codec.duplicate_error(checkpoint.checkpoint_id)
+
+        await self.database.write(insert, tenant_id=encoded.tenant_key)
 
     async def get_checkpoint(
         self, checkpoint_id: str, *, tenant_id: str | None
@@ -171,9 +174,10 @@ class SqlCheckpointStore:
         """Delete the run's checkpoints in this tenant's partition; how many there were."""
         codec.check_id("run_id", run_id)
         tenant = codec.tenant_key(tenant_id)
-        async with self.database.transaction(tenant_id=tenant, write=True) as db:
-            result = await db.execute(_DELETE, {"tenant": tenant, "run_id": run_id})
-        return int(result.rowcount)
+        params = {"tenant": tenant, "run_id": run_id}
+        return await self.database.write(
+            lambda db: int(db.execute(_DELETE, params).rowcount), tenant_id=tenant
+        )
 
     async def list_runs(self, *, tenant_id: str | None, limit: int = 100) -> list[RunSummary]:
         """This tenant's runs, the most recently started first, at most `limit` (1..1000)."""
@@ -198,15 +202,16 @@ class SqlCheckpointStore:
             await self.database.aclose()
 
     async def _read(
-        self, statement: TextClause, tenant_id: str | None, **values: object
-    ) -> Sequence[RowMapping]:
+        self, statement: str, tenant_id: str | None, **values: object
+    ) -> list[dict[str, Any]]:
         tenant = codec.tenant_key(tenant_id)
-        async with self.database.transaction(tenant_id=tenant) as db:
-            result = await db.execute(statement, {"tenant": tenant, **values})
-            return result.mappings().all()
+        params = {"tenant": tenant, **values}
+        return await self.database.read(
+            lambda db: db.execute(statement, params).mappings(), tenant_id=tenant
+        )
 
 
-def _checkpoint(row: RowMapping) -> Checkpoint:
+def _checkpoint(row: Mapping[str, Any]) -> Checkpoint:
     return Checkpoint(
         **{name: row[name] for name in _PLAIN_COLUMNS},
         tenant_id=row["tenant_id"] or None,

@@ -15,11 +15,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from onionskin.core.errors import ConfigError
 from onionskin.stores._migrations import Migration, ensure_schema, tenant_table_policy
+from onionskin.stores._rows import Statements, placeholders
 from onionskin.stores._sql import SqlDatabase
 from onionskin.stores.ledger import (
     CostEntry,
@@ -89,27 +87,28 @@ _ROW = (
     "(:tenant, :call_id{n}, :run_id{n}, :agent{n}, :model{n}, :input_tokens{n}, "
     ":output_tokens{n}, :cost_micros{n}, :period{n}, :recorded_at{n})"
 )
-_ADD = text(
+_ADD = (
     "INSERT INTO onionskin_cost_totals (tenant_id, period, total_micros, calls) "
     "VALUES (:tenant, :period, :micros, :calls) ON CONFLICT (tenant_id, period) DO UPDATE SET "
     "total_micros = onionskin_cost_totals.total_micros + excluded.total_micros, "
     "calls = onionskin_cost_totals.calls + excluded.calls RETURNING total_micros"
 )
-_STORED = text(
-    f"SELECT {_COLUMNS} FROM onionskin_cost_entries WHERE tenant_id = :tenant AND call_id IN :calls"
-).bindparams(bindparam("calls", expanding=True))
-_SPENT = text(
+_STORED = (
+    f"SELECT {_COLUMNS} FROM onionskin_cost_entries WHERE tenant_id = :tenant "
+    "AND call_id IN ({calls})"
+)
+_SPENT = (
     "SELECT total_micros FROM onionskin_cost_totals WHERE tenant_id = :tenant AND period = :period"
 )
-_GROUPS = text(
+_GROUPS = (
     "SELECT agent, model, SUM(cost_micros), COUNT(*) FROM onionskin_cost_entries "
     "WHERE tenant_id = :tenant AND period = :period GROUP BY agent, model"
 )
-_ENTRIES = text(
+_ENTRIES = (
     f"SELECT {_COLUMNS} FROM onionskin_cost_entries WHERE tenant_id = :tenant "
     "AND period = :period ORDER BY recorded_at DESC, call_id DESC LIMIT :limit"
 )
-_CLAIM = text(
+_CLAIM = (
     "INSERT INTO onionskin_cost_alerts (tenant_id, period, threshold_pct, claimed_at) "
     "VALUES (:tenant, :period, :pct, :now) ON CONFLICT (tenant_id, period, threshold_pct) "
     "DO NOTHING"
@@ -156,10 +155,11 @@ class SqlCostLedger:
         if not batch:
             return []
         tenant = batch[0].tenant_id or ""
-        async with self.database.transaction(tenant_id=tenant, write=True) as connection:
+
+        def record(db: Statements) -> tuple[dict[str, CostEntry], set[str], dict[str, int]]:
             # Rows (and period totals) are locked in one order by every writer: two batches
             # that share call ids wait for each other instead of deadlocking on PostgreSQL.
-            inserted = await self._insert(connection, tenant, sorted(batch, key=_call_id))
+            inserted = self._insert(db, tenant, sorted(batch, key=_call_id))
             totals: dict[str, int] = {}
             for period in sorted({e.period for e in batch if e.call_id in inserted}):
                 fresh = [e for e in batch if e.call_id in inserted and e.period == period]
@@ -169,18 +169,19 @@ class SqlCostLedger:
                     "micros": sum(e.cost_micros for e in fresh),
                     "calls": len(fresh),
                 }
-                totals[period] = int((await connection.execute(_ADD, added)).scalar_one())
+                totals[period] = int(db.execute(_ADD, added).scalar_one())
             held = {e.call_id: e for e in batch if e.call_id in inserted}
             repeated = [e for e in batch if e.call_id not in inserted]
             if repeated:
-                held.update(await self._check_repeated(connection, tenant, repeated))
+                held.update(self._check_repeated(db, tenant, repeated))
             for period in {e.period for e in entries} - totals.keys():
-                totals[period] = await self._spent(connection, tenant, period)
+                totals[period] = self._spent(db, tenant, period)
+            return held, inserted, totals
+
+        held, inserted, totals = await self.database.write(record, tenant_id=tenant)
         return outcomes(entries, held, inserted, totals)
 
-    async def _insert(
-        self, connection: AsyncConnection, tenant: str, batch: list[CostEntry]
-    ) -> set[str]:
+    def _insert(self, db: Statements, tenant: str, batch: list[CostEntry]) -> set[str]:
         """Insert the batch's new calls in one statement; the call ids that were new."""
         rows = ", ".join(_ROW.format(n=n) for n in range(len(batch)))
         params: dict[str, Any] = {"tenant": tenant}
@@ -199,18 +200,18 @@ class SqlCostLedger:
                 }
             )
         # Only placeholders are formatted into the SQL; every value stays a bound parameter.
-        insert = text(
+        insert = (
             f"INSERT INTO onionskin_cost_entries (tenant_id, {_COLUMNS}) VALUES {rows} "
             "ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id"
         )
-        return {str(call_id) for (call_id,) in await connection.execute(insert, params)}
+        return {str(call_id) for (call_id,) in db.execute(insert, params)}
 
-    async def _check_repeated(
-        self, connection: AsyncConnection, tenant: str, repeated: list[CostEntry]
+    def _check_repeated(
+        self, db: Statements, tenant: str, repeated: list[CostEntry]
     ) -> dict[str, CostEntry]:
         """The stored entries of calls already in the ledger; a different one is an error."""
-        params = {"tenant": tenant, "calls": [e.call_id for e in repeated]}
-        rows = (await connection.execute(_STORED, params)).all()
+        calls, params = placeholders("call", [e.call_id for e in repeated])
+        rows = db.execute(_STORED.format(calls=calls), {"tenant": tenant, **params}).all()
         stored = {row[0]: self._entry(repeated[0].tenant_id, row) for row in rows}
         for entry in repeated:
             if not stored[entry.call_id].same_call(entry):
@@ -220,15 +221,18 @@ class SqlCostLedger:
     async def spent(self, *, tenant_id: str | None, period: str) -> int:
         """The tenant's total for `period`, in micro-dollars."""
         check_query(tenant_id, period)
-        async with self.database.transaction(tenant_id=tenant_id or "") as connection:
-            return await self._spent(connection, tenant_id or "", period)
+        tenant = tenant_id or ""
+        return await self.database.read(
+            lambda db: self._spent(db, tenant, period), tenant_id=tenant
+        )
 
     async def totals(self, *, tenant_id: str | None, period: str) -> CostTotals:
         """The tenant's total, calls and breakdowns for `period`."""
         check_query(tenant_id, period)
         params = {"tenant": tenant_id or "", "period": period}
-        async with self.database.transaction(tenant_id=tenant_id or "") as connection:
-            rows = (await connection.execute(_GROUPS, params)).all()
+        rows = await self.database.read(
+            lambda db: db.execute(_GROUPS, params).all(), tenant_id=tenant_id or ""
+        )
         groups = [(agent, model, int(micros), int(calls)) for agent, model, micros, calls in rows]
         return build_totals(tenant_id, period, groups)
 
@@ -239,8 +243,9 @@ class SqlCostLedger:
         check_query(tenant_id, period)
         check_limit(limit)
         params = {"tenant": tenant_id or "", "period": period, "limit": limit}
-        async with self.database.transaction(tenant_id=tenant_id or "") as connection:
-            rows = (await connection.execute(_ENTRIES, params)).all()
+        rows = await self.database.read(
+            lambda db: db.execute(_ENTRIES, params).all(), tenant_id=tenant_id or ""
+        )
         return [self._entry(tenant_id, row) for row in rows]
 
     async def claim_alert(self, *, tenant_id: str | None, threshold_pct: int, period: str) -> bool:
@@ -253,8 +258,9 @@ class SqlCostLedger:
             "pct": threshold_pct,
             "now": self._time(datetime.now(UTC)),
         }
-        async with self.database.transaction(tenant_id=tenant_id or "", write=True) as connection:
-            return (await connection.execute(_CLAIM, params)).rowcount == 1
+        return await self.database.write(
+            lambda db: db.execute(_CLAIM, params).rowcount == 1, tenant_id=tenant_id or ""
+        )
 
     async def aclose(self) -> None:
         """Close the database if the ledger opened it."""
@@ -262,8 +268,8 @@ class SqlCostLedger:
             await self.database.aclose()
 
     @staticmethod
-    async def _spent(connection: AsyncConnection, tenant: str, period: str) -> int:
-        total = (await connection.execute(_SPENT, {"tenant": tenant, "period": period})).scalar()
+    def _spent(db: Statements, tenant: str, period: str) -> int:
+        total = db.execute(_SPENT, {"tenant": tenant, "period": period}).scalar()
         return 0 if total is None else int(total)
 
     def _time(self, moment: datetime) -> datetime | str:
@@ -274,7 +280,7 @@ class SqlCostLedger:
         return moment
 
     @staticmethod
-    def _entry(tenant_id: str | None, row: Any) -> CostEntry:  # Any: a SQLAlchemy Row
+    def _entry(tenant_id: str | None, row: tuple[Any, ...]) -> CostEntry:
         call_id, run_id, agent, model, tokens_in, tokens_out, micros, period, moment = row
         if isinstance(moment, str):
             moment = datetime.fromisoformat(moment)

@@ -29,8 +29,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import text
-
 from onionskin.core.clock import SYSTEM_CLOCK, Clock
 from onionskin.core.errors import ConfigError
 from onionskin.core.tenant import TenantContext
@@ -198,18 +196,23 @@ class _SqlTenantTable(Generic[V]):
 
     async def _write(self, tenant_id: str, sql: str, params: Mapping[str, Any]) -> int:
         await self._ensure()
+        values = {"t": tenant_id, **params}
         try:
-            async with self.database.transaction(tenant_id=tenant_id, write=True) as connection:
-                result = await connection.execute(text(sql), {"t": tenant_id, **params})
+            return await self.database.write(
+                lambda db: db.execute(sql, values).rowcount, tenant_id=tenant_id
+            )
         finally:
             # Also after a failure: a write may have landed before an error on commit.
             self.cache.invalidate(tenant_id)
-        return result.rowcount
 
     def _now(self) -> str:
         return datetime.fromtimestamp(self.cache.clock.time(), UTC).isoformat()
 
 
+_SELECT_CONFIG = (
+    "SELECT config FROM onionskin_tenant_configs WHERE tenant_id = :t AND active = :yes"
+)
+_SELECT_PROMPT = "SELECT prompt_template FROM onionskin_tenant_prompts WHERE tenant_id = :t"
 _UPSERT_CONFIG = """INSERT INTO onionskin_tenant_configs (tenant_id, config, active, updated_at)
 VALUES (:t, {config}, :active, :now)
 ON CONFLICT (tenant_id) DO UPDATE SET
@@ -244,16 +247,10 @@ class SqlTenantConfigProvider(_SqlTenantTable[Mapping[str, Any]]):
         return copy.deepcopy(dict(await self._read(tenant, self._load)))
 
     async def _load(self, tenant_id: str) -> Mapping[str, Any]:
-        async with self.database.transaction(tenant_id=tenant_id) as connection:
-            row = (
-                await connection.execute(
-                    text(
-                        "SELECT config FROM onionskin_tenant_configs "
-                        "WHERE tenant_id = :t AND active = :yes"
-                    ),
-                    {"t": tenant_id, "yes": True},
-                )
-            ).first()
+        row = await self.database.read(
+            lambda db: db.execute(_SELECT_CONFIG, {"t": tenant_id, "yes": True}).first(),
+            tenant_id=tenant_id,
+        )
         if row is None:
             return {}
         # PostgreSQL's driver decodes JSONB itself; SQLite holds the JSON text.
@@ -304,15 +301,9 @@ class SqlTenantPromptContributor(_SqlTenantTable[str]):
         return "" if tenant is None else await self._read(tenant, self._load)
 
     async def _load(self, tenant_id: str) -> str:
-        async with self.database.transaction(tenant_id=tenant_id) as connection:
-            value = (
-                await connection.execute(
-                    text(
-                        "SELECT prompt_template FROM onionskin_tenant_prompts WHERE tenant_id = :t"
-                    ),
-                    {"t": tenant_id},
-                )
-            ).scalar_one_or_none()
+        value = await self.database.read(
+            lambda db: db.execute(_SELECT_PROMPT, {"t": tenant_id}).scalar(), tenant_id=tenant_id
+        )
         return "" if value is None else str(value)
 
     async def set_prompt(self, tenant_id: str, template: str) -> None:
