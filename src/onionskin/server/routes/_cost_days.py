@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import text
-
 from onionskin.stores.ledger import MAX_LIMIT, CostLedger
 from onionskin.stores.sql_ledger import SqlCostLedger
 
@@ -35,10 +33,10 @@ async def daily_micros(ledger: CostLedger, *, tenant_id: str, period: str) -> di
     """Micro-dollars spent by `tenant_id` on each UTC day (`"2026-11-05"`) of `period`."""
     if isinstance(ledger, SqlCostLedger):
         database = ledger.database
-        query = text(_BY_DAY.format(day=_DAY[database.dialect]))
-        async with database.transaction(tenant_id=tenant_id) as connection:
-            rows = await connection.execute(query, {"tenant": tenant_id, "period": period})
-            return {str(day): int(micros) for day, micros in rows}
+        query = _BY_DAY.format(day=_DAY[database.dialect])
+        params = {"tenant": tenant_id, "period": period}
+        rows = await database.read(lambda db: db.execute(query, params).all(), tenant_id=tenant_id)
+        return {str(day): int(micros) for day, micros in rows}
     entries = await ledger.entries(tenant_id=tenant_id, period=period, limit=MAX_LIMIT)
     if len(entries) == MAX_LIMIT:
         logger.warning(
