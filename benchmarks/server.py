@@ -19,9 +19,10 @@ checkpoints, cost ledger and tenant configs on SQLite, live analytics), built by
 lifespan. `ratio_to_floor` is the runner floor's runs/s over the server's, as in
 overhead.py: how many times the floor's time a run takes over HTTP.
 
-The client is Python too (httpx2) and shares the machine's cores with the server: its CPU
-use (cores) is reported next to the server's, and `server_cpu_ms_per_run` (all server
-processes, from /proc) is the server's own cost, whatever the client takes.
+The client is Python too, a minimal HTTP/1.1 client on asyncio streams (`_lean_http.py`:
+httpx would take most of a core at these rates), and shares the machine's cores with the
+server: its CPU use (cores) is reported next to the server's, and `server_cpu_ms_per_run`
+(all server processes, from /proc) is the server's own cost, whatever the client takes.
 
 With N clients each waiting for its answer before posting again, the mean latency is about
 N / (runs/s) (Little's law): a p99 under 50 ms at 50 clients needs well over 1,000 runs/s.
@@ -187,31 +188,38 @@ def _json_problem(status: int, body: bytes, tenant: str) -> str | None:
 
 async def drive(spec: dict[str, Any]) -> None:
     """The client process: per scenario a warm-up, `measuring`, then its summary as JSON."""
-    import httpx2
+    from urllib.parse import urlsplit
 
+    from _lean_http import LeanConnection
+
+    address = urlsplit(spec["url"])
+    host, port = address.hostname, address.port
+    assert host is not None  # we made the URL
+    assert port is not None
     clients = spec["clients"]
     keys = list(KEYS.items())
-    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx2.AsyncClient(base_url=spec["url"], limits=limits, timeout=60) as http:
-        for scenario in spec["scenarios"]:
-            path = f"/api/v1/pipelines/{scenario['pipeline']}/execute"
-            stream = scenario["form"] == "sse"
+    connections = [LeanConnection(host, port) for _ in range(clients)]
+    body = json.dumps({"input": INPUT}).encode()
+    for scenario in spec["scenarios"]:
+        path = f"/api/v1/pipelines/{scenario['pipeline']}/execute"
+        stream = scenario["form"] == "sse"
 
-            async def attempt(number: int, path: str = path, stream: bool = stream) -> str | None:
-                key, tenant = keys[number % len(keys)]
-                headers = {"X-API-Key": key}
-                if not stream:
-                    response = await http.post(path, json={"input": INPUT}, headers=headers)
-                    return _json_problem(response.status_code, response.content, tenant)
+        async def attempt(number: int, path: str = path, stream: bool = stream) -> str | None:
+            key, tenant = keys[number % len(keys)]
+            headers = {"X-API-Key": key}
+            if stream:
                 headers["Accept"] = "text/event-stream"
-                async with http.stream("POST", path, json={"input": INPUT}, headers=headers) as r:
-                    body = b"".join([chunk async for chunk in r.aiter_bytes()])
-                return _stream_problem(r.status_code, body, tenant)
+            async with asyncio.timeout(60):
+                status, answer = await connections[number].post(path, body, headers)
+            problem = _stream_problem if stream else _json_problem
+            return problem(status, answer, tenant)
 
-            await hammer(attempt, clients, spec["warmup"])
-            print("measuring", flush=True)
-            print(json.dumps({**scenario, **await hammer(attempt, clients, spec["seconds"])}))
-            sys.stdout.flush()
+        await hammer(attempt, clients, spec["warmup"])
+        print("measuring", flush=True)
+        print(json.dumps({**scenario, **await hammer(attempt, clients, spec["seconds"])}))
+        sys.stdout.flush()
+    for connection in connections:
+        await connection.close()
 
 
 def tree_cpu_seconds(pid: int) -> float | None:
@@ -382,7 +390,7 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_average_before": [round(load, 2) for load in os.getloadavg()],
-            "note": "the client (httpx2, its own process) shares these CPUs with the server",
+            "note": "the client (its own process) shares these CPUs with the server",
         },
         "settings": {
             "clients": options.clients,

@@ -4,9 +4,10 @@ Built on SQLAlchemy's async Core (no ORM): stores write plain SQL that both dial
 and get two kinds of transaction from here.
 
 - Stores hand their units of work to `read()` and `write()`: sync functions of
-  `Statements`, run in one transaction. On SQLite they run on two threads of the database's
-  own (`_sqlite_lanes`: group commit for writes, a read-only connection for reads); on
-  PostgreSQL, in an engine transaction through SQLAlchemy's sync facade (`run_sync`).
+  `Statements`, run in one transaction. On SQLite, writes run on the event loop's thread
+  with group commit (`_sqlite_writer`) and reads on a thread of their own with a read-only
+  connection (`_sqlite_reader`), both on stdlib `sqlite3`; on PostgreSQL, in an engine
+  transaction through SQLAlchemy's sync facade (`run_sync`).
   `transaction()` is the engine's async connection, for migrations and one-off queries.
 - SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
   `BEGIN IMMEDIATE`: it takes the write lock at once, so concurrent writers queue instead of
@@ -35,7 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from onionskin.core.errors import ConfigError, StoreError
 from onionskin.stores._rows import Rows, Statements
-from onionskin.stores._sqlite_lanes import SqliteLane, configure_sqlite
+from onionskin.stores._sqlite_connection import configure_sqlite
+from onionskin.stores._sqlite_reader import SqliteReader
+from onionskin.stores._sqlite_writer import SqliteWriter
 
 T = TypeVar("T")
 
@@ -119,13 +122,15 @@ class SqlDatabase:
             raise ConfigError(f"schema= needs PostgreSQL and a plain identifier, got {schema!r}")
         self.schema = schema
         self.engine = create_async_engine(driver_url, pool_pre_ping=self.dialect == "postgresql")
-        self._lanes: tuple[SqliteLane, SqliteLane] | None = None
+        self._sqlite_path: str | None = None
+        self._reader: SqliteReader | None = None
+        self._writers: dict[asyncio.AbstractEventLoop, SqliteWriter] = {}
         if self.dialect == "sqlite":
             database = make_url(driver_url).database
             assert database is not None  # normalize_url refused URLs without a file
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             _prepare_sqlite(self.engine)
-            self._lanes = (SqliteLane(database, write=False), SqliteLane(database, write=True))
+            self._sqlite_path, self._reader = database, SqliteReader(database)
         elif schema is not None:
             _prepare_postgres_schema(self.engine, schema)
 
@@ -163,8 +168,8 @@ class SqlDatabase:
 
         Driver errors become `StoreError`; the store's own exceptions pass unchanged.
         """
-        if self._lanes is not None:
-            return await self._lanes[0].submit(work)
+        if self._reader is not None:
+            return await self._reader.submit(work)
         return await self._through_engine(work, tenant_id, write=False)
 
     async def write(self, work: Callable[[Statements], T], *, tenant_id: str | None = None) -> T:
@@ -174,9 +179,19 @@ class SqlDatabase:
         each one's changes are kept or undone on their own, and this returns after the
         COMMIT that holds its changes. An exception undoes only `work`'s changes.
         """
-        if self._lanes is not None:
-            return await self._lanes[1].submit(work)
+        if self._sqlite_path is not None:
+            return await self._writer(self._sqlite_path).submit(work)
         return await self._through_engine(work, tenant_id, write=True)
+
+    def _writer(self, path: str) -> SqliteWriter:
+        # One per event loop: its connection is used on that loop's thread only.
+        loop = asyncio.get_running_loop()
+        writer = self._writers.get(loop)
+        if writer is None:
+            for closed in [other for other in self._writers if other.is_closed()]:
+                self._writers.pop(closed).abandon()
+            writer = self._writers[loop] = SqliteWriter(path)
+        return writer
 
     async def _through_engine(
         self, work: Callable[[Statements], T], tenant_id: str | None, *, write: bool
@@ -186,10 +201,16 @@ class SqlDatabase:
 
     async def aclose(self) -> None:
         """Stop SQLite's threads (after the work already queued) and close every connection."""
-        threads = [lane.close() for lane in self._lanes or ()]
-        for thread in threads:
-            if thread is not None:
-                await asyncio.to_thread(thread.join)
+        writers, self._writers = self._writers, {}
+        loop = asyncio.get_running_loop()
+        for owner, writer in writers.items():
+            if owner is loop:
+                await writer.aclose()
+            else:
+                writer.abandon()  # its loop is another (closed) one: nothing to wait for
+        thread = self._reader.close() if self._reader is not None else None
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
         await self.engine.dispose()
 
 
