@@ -54,7 +54,7 @@ def test_serve_runs_the_app_under_uvicorn(
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = runs
     assert isinstance(args[0], FastAPI)
-    assert kwargs == {"host": "127.0.0.1", "port": 9001}
+    assert kwargs == {"host": "127.0.0.1", "port": 9001, "access_log": False}
     settings: ServerSettings = args[0].state.settings
     assert settings.jwt_algorithms == ("HS256",)
     assert not settings.anonymous
@@ -116,7 +116,13 @@ def test_workers_start_from_an_import_string_that_rebuilds_the_app(
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = runs
     assert args == ("onionskin.cli._serve:worker_app",)
-    assert kwargs == {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 3}
+    assert kwargs == {
+        "factory": True,
+        "host": "127.0.0.1",
+        "port": 8000,
+        "workers": 3,
+        "access_log": False,
+    }
     worker = _serve.worker_app()
     assert isinstance(worker, FastAPI)
     assert worker.title == f"onionskin: {project.path.name}"
