@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,27 @@ def test_workers_start_from_an_import_string_that_rebuilds_the_app(
     worker = _serve.worker_app()
     assert isinstance(worker, FastAPI)
     assert worker.title == f"onionskin: {project.path.name}"
+
+
+def test_workers_accept_one_connection_at_a_time_so_they_share_them(
+    project: Project, runs: list[Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ONIONSKIN_JWT_SECRET", SECRET)
+    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
+
+    result = invoke(str(project.path), "--workers", "2", "--db", f"sqlite:///{tmp_path}/w.db")
+
+    assert result.exit_code == 0, result.output
+    assert os.environ["UV_TCP_SINGLE_ACCEPT"] == "1"  # inherited by the worker processes
+
+
+def test_one_worker_leaves_the_accept_behaviour_alone(
+    project: Project, runs: list[Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ONIONSKIN_JWT_SECRET", SECRET)
+    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
+
+    result = invoke(str(project.path), "--db", f"sqlite:///{tmp_path}/one.db")
+
+    assert result.exit_code == 0, result.output
+    assert "UV_TCP_SINGLE_ACCEPT" not in os.environ

@@ -9,6 +9,11 @@ With `--workers N` (N > 1) uvicorn starts N processes, each importing `worker_ap
 project folder, database and mode reach them through `ONIONSKIN_SERVE_*` variables, since a
 worker process is started from an import string, not handed objects.
 
+With several workers, each accepts one connection at a time (libuv's
+`UV_TCP_SINGLE_ACCEPT`, read by uvloop's event loop): otherwise the worker that wakes first
+takes every connection waiting, and long-lived keep-alive connections stay that uneven
+(measured: two workers, one of them doing nearly all the work).
+
 uvicorn's access log is off unless `--access-log` asks for it: formatting and writing its
 line costs about 11 µs of CPU per request.
 """
@@ -35,6 +40,8 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PROJECT_VARIABLE = "ONIONSKIN_SERVE_PROJECT"
 DATABASE_VARIABLE = "ONIONSKIN_SERVE_DATABASE_URL"
 INSECURE_VARIABLE = "ONIONSKIN_SERVE_INSECURE_LOCAL"
+SINGLE_ACCEPT_VARIABLE = "UV_TCP_SINGLE_ACCEPT"
+"""libuv: accept one connection per turn of the loop, so that workers share them."""
 
 HostOption = Annotated[str, typer.Option("--host", help="The address to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="The port to listen on.")]
@@ -78,7 +85,7 @@ def _app(project: str, db: str | None, insecure_local: bool) -> tuple[FastAPI, s
     settings = _settings(insecure_local)
     loaded = open_project(project)
     url = database_for(loaded, db)
-    return create_app(loaded, settings, database_url=url), url
+    return create_app(loaded, settings, database_url=url, settle_heap_on_start=True), url
 
 
 def worker_app() -> FastAPI:
@@ -124,6 +131,7 @@ def serve(
             uvicorn.run(app, host=host, port=port, access_log=access_log)
             return
         # Checked above in this process; each worker builds its own app from these.
+        os.environ.setdefault(SINGLE_ACCEPT_VARIABLE, "1")
         os.environ[PROJECT_VARIABLE] = str(project.resolve())
         os.environ[DATABASE_VARIABLE] = url
         os.environ[INSECURE_VARIABLE] = "1" if insecure_local else "0"

@@ -30,6 +30,7 @@ from onionskin.project import Project
 from onionskin.server.auth import Authenticator
 from onionskin.server.dashboard import mount_dashboard
 from onionskin.server.errors import install_problem_handlers
+from onionskin.server.heap import settle_heap
 from onionskin.server.jwks import JwksClient
 from onionskin.server.limits import BodyLimitMiddleware
 from onionskin.server.openapi import problem_openapi
@@ -67,6 +68,7 @@ def create_app(
     database_url: str | None = None,
     event_sinks: Iterable[EventSink] = (),
     jwks: JwksClient | None = None,
+    settle_heap_on_start: bool = False,
 ) -> FastAPI:
     """The FastAPI application serving `project`'s pipelines.
 
@@ -78,6 +80,8 @@ def create_app(
             `<project>/.onionskin/onionskin.db` when None.
         event_sinks: called with every event of every run (besides live analytics).
         jwks: where RS256 / ES256 keys come from; built from `settings.jwt_jwks_url` if None.
+        settle_heap_on_start: once started, tune the process's garbage collector for
+            serving (`onionskin.server.heap`); for a process that is only this server.
 
     Raises:
         ConfigError: no way to authenticate and not `settings.anonymous`.
@@ -106,6 +110,8 @@ def create_app(
                 tenant_configs=app.state.tenant_configs,
                 event_sinks=(*sinks, live.sink),
             )
+            if settle_heap_on_start:
+                settle_heap()
             yield
         finally:
             if live is not None:
