@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from onionskin.core.errors import StoreError
@@ -78,3 +79,14 @@ class SqliteStatements:
             return Rows(rows, columns, cursor.rowcount)
         finally:
             cursor.close()
+
+
+def settle(outcomes: Iterable[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Hand each caller its result or exception; a future already done was cancelled."""
+    for future, result, error in outcomes:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from onionskin.stores._rows import Statements
-from onionskin.stores._sqlite_connection import SqliteStatements, connect, store_error
+from onionskin.stores._sqlite_connection import SqliteStatements, connect, settle, store_error
 
 T = TypeVar("T")
 
@@ -163,10 +163,4 @@ def _deliver(outcomes: list[_Outcome]) -> None:
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
-    for job, result, error in outcomes:
-        if job.future.done():
-            continue  # cancelled while it ran
-        if error is None:
-            job.future.set_result(result)
-        else:
-            job.future.set_exception(error)
+    settle((job.future, result, error) for job, result, error in outcomes)

@@ -36,7 +36,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from onionskin.stores._rows import Statements
-from onionskin.stores._sqlite_connection import SqliteStatements, connect, is_busy, store_error
+from onionskin.stores._sqlite_connection import (
+    SqliteStatements,
+    connect,
+    is_busy,
+    settle,
+    store_error,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger("onionskin.stores")
@@ -193,13 +199,7 @@ def _run_job(connection: sqlite3.Connection, statements: Statements, job: _Job[A
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
-    for job, result, error in outcomes:
-        if job.future.done():
-            continue  # cancelled meanwhile
-        if error is None:
-            job.future.set_result(result)
-        else:
-            job.future.set_exception(error)
+    settle((job.future, result, error) for job, result, error in outcomes)
 
 
 class _Checkpointer:
