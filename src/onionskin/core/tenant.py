@@ -12,9 +12,12 @@ from onionskin.core.errors import TenantError
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 
 
-def _check(field: str, value: str | None, *, required: bool) -> None:
-    if value is None and not required:
-        return
+def check_tenant_id(value: object, field: str = "tenant_id") -> None:
+    """Refuse (with a `TenantError`) a value that is not a valid `TenantContext.<field>` id.
+
+    The one place the id rule lives: `TenantContext` checks its fields with it, and stores
+    check a bare tenant id with it without building a `TenantContext`.
+    """
     if not isinstance(value, str) or not _SAFE_ID.fullmatch(value) or ".." in value:
         raise TenantError(
             f"TenantContext.{field} must be 1-128 characters of letters, digits and _ . @ -, "
@@ -38,6 +41,8 @@ class TenantContext:
     """The user who initiated the pipeline execution. Used for audit trails."""
 
     def __post_init__(self) -> None:
-        _check("tenant_id", self.tenant_id, required=True)
-        _check("workspace_id", self.workspace_id, required=False)
-        _check("user_id", self.user_id, required=False)
+        check_tenant_id(self.tenant_id)
+        if self.workspace_id is not None:
+            check_tenant_id(self.workspace_id, "workspace_id")
+        if self.user_id is not None:
+            check_tenant_id(self.user_id, "user_id")

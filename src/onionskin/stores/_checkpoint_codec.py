@@ -11,6 +11,7 @@ Over 200 lines: every check a checkpoint must pass, for every backend, is in thi
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, get_args
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from onionskin.core.errors import StoreError
-from onionskin.core.tenant import TenantContext
+from onionskin.core.tenant import check_tenant_id
 
 if TYPE_CHECKING:
     from onionskin.stores.checkpoints import Checkpoint
@@ -55,10 +56,8 @@ class EncodedCheckpoint:
 
 def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
     """Check every field of `checkpoint` and encode its payloads; nothing is stored on error."""
-    # Imported here: the values module imports this one for its memory store.
-    from onionskin.stores.checkpoints import Checkpoint, CheckpointKind, RunStatus
-
-    if not isinstance(checkpoint, Checkpoint):
+    checkpoint_type, kinds, statuses = _checkpoint_types()
+    if not isinstance(checkpoint, checkpoint_type):
         raise StoreError(f"save_checkpoint() takes a Checkpoint, got {type(checkpoint).__name__}")
     tenant = tenant_key(checkpoint.tenant_id)
     for field in ("checkpoint_id", "run_id", "pipeline_id"):
@@ -66,15 +65,16 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
     check_optional_id("parent_id", checkpoint.parent_id)
     check_optional_id("agent", checkpoint.agent)
     check_step(checkpoint.step)
-    check_choice("kind", checkpoint.kind, get_args(CheckpointKind))
-    check_choice("status", checkpoint.status, get_args(RunStatus))
+    check_choice("kind", checkpoint.kind, kinds)
+    check_choice("status", checkpoint.status, statuses)
     created: object = checkpoint.created_at
     if not isinstance(created, datetime) or created.utcoffset() is None:
         raise StoreError(f"created_at must be an aware datetime, got {_short(created)}")
     state = encode_json("state", checkpoint.state, top=Mapping)
     messages = encode_json("messages", checkpoint.messages, top=Sequence)
     for index, message in enumerate(checkpoint.messages):
-        if not isinstance(message, Mapping):
+        # `type(...) is dict` first: the common case, without the slower ABC check.
+        if type(message) is not dict and not isinstance(message, Mapping):
             raise StoreError(f"messages[{index}] must be a mapping, got {type(message).__name__}")
     return EncodedCheckpoint(
         checkpoint=checkpoint,
@@ -84,6 +84,15 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         messages=messages,
         data=encode_json("data", checkpoint.data, top=Mapping),
     )
+
+
+@functools.cache
+def _checkpoint_types() -> tuple[type[Checkpoint], tuple[str, ...], tuple[str, ...]]:
+    """`Checkpoint` and the allowed kinds and statuses, worked out once, on first use."""
+    # Imported here: the checkpoints module imports this one for its memory store.
+    from onionskin.stores.checkpoints import Checkpoint, CheckpointKind, RunStatus
+
+    return Checkpoint, get_args(CheckpointKind), get_args(RunStatus)
 
 
 def check_id(field: str, value: object) -> None:
@@ -110,7 +119,7 @@ def tenant_key(tenant_id: str | None) -> str:
     """
     if tenant_id is None:
         return ""
-    TenantContext(tenant_id=tenant_id)  # the one place the tenant-id rule lives
+    check_tenant_id(tenant_id)  # the one place the tenant-id rule lives
     return tenant_id
 
 
@@ -145,7 +154,10 @@ def encode_json(field: str, value: object, *, top: type) -> str:
     """Check that `value` is a plain JSON value of type `top` and return its JSON text."""
     if not isinstance(value, top) or isinstance(value, str):
         raise StoreError(f"a checkpoint's {field} must be a {top.__name__}; got {_short(value)}")
-    _check_json(field, value)
+    # The fast check accepts nearly every payload; the full walk decides the rest, and it
+    # alone words the errors, so what is accepted or refused, and how, is the full walk's.
+    if not _is_plain_json(value, 0):
+        _check_json(field, value)
     try:
         encoded = to_json(value, fallback=_plain)
     except (PydanticSerializationError, ValueError) as error:  # pragma: no cover - checked above
@@ -171,6 +183,36 @@ def _plain(value: object) -> object:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"not a JSON value: {type(value).__name__}")  # pragma: no cover
+
+
+# Any: the value is narrowed by `type(value) is ...` tests that mypy cannot follow through `kind`.
+def _is_plain_json(value: Any, depth: int) -> bool:
+    """True if `value` is certainly a plain JSON value, as `_check_json` would accept it.
+
+    False means "not sure", never "refused": `_check_json` then decides, and words any error.
+    Exact types only (one `type()` call, no ABC `isinstance`): subclasses, other mappings,
+    enums, non-str keys, bad floats and anything too deep all take the full walk.
+    """
+    # Recursion, unlike `_check_json`: depth stops at MAX_DEPTH (100), far below Python's
+    # recursion limit (1000), and this bound also ends a payload that contains itself.
+    if depth > MAX_DEPTH:  # the same bound as `_check_json`: the top value is at depth 0
+        return False
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        for key, inner in value.items():
+            if type(key) is not str or not _is_plain_json(inner, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for inner in value:  # noqa: SIM110 - all(generator) is slower and adds a frame a level
+            if not _is_plain_json(inner, depth + 1):
+                return False
+        return True
+    return False
 
 
 def _check_json(field: str, value: object) -> None:
