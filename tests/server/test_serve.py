@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -106,48 +105,48 @@ def test_a_missing_project_is_refused(tmp_path: Path, runs: list[Any]) -> None:
     assert runs == []
 
 
+class _Pools:
+    """Stands in for `WorkerPool`: records what it was given, exits with `code`."""
+
+    def __init__(self, code: int = 0) -> None:
+        self.code = code
+        self.made: list[tuple[uvicorn.Config, int]] = []
+
+    def __call__(self, config: uvicorn.Config, count: int) -> _Pools:
+        self.made.append((config, count))
+        return self
+
+    def run(self) -> int:
+        return self.code
+
+
 def test_workers_start_from_an_import_string_that_rebuilds_the_app(
     project: Project, runs: list[Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("ONIONSKIN_JWT_SECRET", SECRET)
+    monkeypatch.setattr(_serve, "WorkerPool", pools := _Pools())
     url = f"sqlite:///{tmp_path}/workers.db"
 
     result = invoke(str(project.path), "--workers", "3", "--db", url)
 
     assert result.exit_code == 0, result.output
-    [(args, kwargs)] = runs
-    assert args == ("onionskin.cli._serve:worker_app",)
-    assert kwargs == {
-        "factory": True,
-        "host": "127.0.0.1",
-        "port": 8000,
-        "workers": 3,
-        "access_log": False,
-    }
+    assert runs == []
+    [(config, count)] = pools.made
+    assert count == 3
+    assert (config.app, config.factory) == ("onionskin.cli._serve:worker_app", True)
+    assert (config.host, config.port, config.workers) == ("127.0.0.1", 8000, 3)
+    assert config.access_log is False
     worker = _serve.worker_app()
     assert isinstance(worker, FastAPI)
     assert worker.title == f"onionskin: {project.path.name}"
 
 
-def test_workers_accept_one_connection_at_a_time_so_they_share_them(
+def test_serve_exits_with_the_code_of_its_workers(
     project: Project, runs: list[Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("ONIONSKIN_JWT_SECRET", SECRET)
-    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
+    monkeypatch.setattr(_serve, "WorkerPool", _Pools(code=3))
 
     result = invoke(str(project.path), "--workers", "2", "--db", f"sqlite:///{tmp_path}/w.db")
 
-    assert result.exit_code == 0, result.output
-    assert os.environ["UV_TCP_SINGLE_ACCEPT"] == "1"  # inherited by the worker processes
-
-
-def test_one_worker_leaves_the_accept_behaviour_alone(
-    project: Project, runs: list[Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("ONIONSKIN_JWT_SECRET", SECRET)
-    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
-
-    result = invoke(str(project.path), "--db", f"sqlite:///{tmp_path}/one.db")
-
-    assert result.exit_code == 0, result.output
-    assert "UV_TCP_SINGLE_ACCEPT" not in os.environ
+    assert result.exit_code == 3

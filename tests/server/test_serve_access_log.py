@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -9,19 +10,32 @@ import uvicorn
 from tests.server.conftest import SECRET
 from tests.server.test_serve import VARIABLES, invoke
 
+from onionskin.cli import _serve
 from onionskin.project import Project
 
 Calls = list[dict[str, Any]]
 
 
+class _Pool:
+    def __init__(self, config: uvicorn.Config, count: int, calls: Calls) -> None:
+        calls.append({"access_log": config.access_log})
+
+    def run(self) -> int:
+        return 0
+
+
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    """The keyword arguments `uvicorn.run` was called with (it starts nothing here)."""
+    """The settings one worker (`uvicorn.run`) or several (`WorkerPool`) were started with.
+
+    Nothing starts here.
+    """
     for name in VARIABLES:
         monkeypatch.setenv(name, "")  # restored after the test, even when serve sets them
     monkeypatch.setenv("ONIONSKIN_JWT_SECRET", SECRET)
     calls: Calls = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(_serve, "WorkerPool", partial(_Pool, calls=calls))
     return calls
 
 

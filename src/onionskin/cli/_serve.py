@@ -9,10 +9,10 @@ With `--workers N` (N > 1) uvicorn starts N processes, each importing `worker_ap
 project folder, database and mode reach them through `ONIONSKIN_SERVE_*` variables, since a
 worker process is started from an import string, not handed objects.
 
-With several workers, each accepts one connection at a time (libuv's
-`UV_TCP_SINGLE_ACCEPT`, read by uvloop's event loop): otherwise the worker that wakes first
-takes every connection waiting, and long-lived keep-alive connections stay that uneven
-(measured: two workers, one of them doing nearly all the work).
+With several workers, each listens on a socket of its own (`SO_REUSEPORT`) and the kernel
+spreads connections over them (`onionskin.cli._workers`): uvicorn's one shared socket let
+the worker that woke first take every keep-alive connection waiting. Where sockets cannot
+share a port, uvicorn's own supervisor runs the workers.
 
 uvicorn's access log is off unless `--access-log` asks for it: formatting and writing its
 line costs about 11 µs of CPU per request.
@@ -30,6 +30,7 @@ from onionskin.cli._logs import warnings_as_lines
 from onionskin.cli._options import ProjectDbOption
 from onionskin.cli._project_stack import database_for, open_project
 from onionskin.cli._run import ProjectArgument
+from onionskin.cli._workers import WorkerPool, reuse_port_available
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -40,8 +41,8 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PROJECT_VARIABLE = "ONIONSKIN_SERVE_PROJECT"
 DATABASE_VARIABLE = "ONIONSKIN_SERVE_DATABASE_URL"
 INSECURE_VARIABLE = "ONIONSKIN_SERVE_INSECURE_LOCAL"
-SINGLE_ACCEPT_VARIABLE = "UV_TCP_SINGLE_ACCEPT"
-"""libuv: accept one connection per turn of the loop, so that workers share them."""
+WORKER_APP = "onionskin.cli._serve:worker_app"
+"""What each `--workers` process imports (and calls) to build its app."""
 
 HostOption = Annotated[str, typer.Option("--host", help="The address to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="The port to listen on.")]
@@ -131,15 +132,22 @@ def serve(
             uvicorn.run(app, host=host, port=port, access_log=access_log)
             return
         # Checked above in this process; each worker builds its own app from these.
-        os.environ.setdefault(SINGLE_ACCEPT_VARIABLE, "1")
         os.environ[PROJECT_VARIABLE] = str(project.resolve())
         os.environ[DATABASE_VARIABLE] = url
         os.environ[INSECURE_VARIABLE] = "1" if insecure_local else "0"
-        uvicorn.run(
-            "onionskin.cli._serve:worker_app",
+        config = uvicorn.Config(
+            WORKER_APP,
             factory=True,
             host=host,
             port=port,
             workers=workers,
             access_log=access_log,
         )
+        if not reuse_port_available():  # pragma: no cover - Linux and macOS have it
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[config.bind_socket()]).run()  # as uvicorn.run does
+            return
+        code = WorkerPool(config, workers).run()
+        if code:
+            raise typer.Exit(code)
