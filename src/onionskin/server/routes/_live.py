@@ -85,7 +85,14 @@ class LiveAnalytics:
         return cls(hub, AnalyticsCoordinator(exporters=[exporter]), fanout=fanout)
 
     def sink(self, event: RunEvent) -> None:
-        """An event sink for `PipelineRunner`: record `event`, never waiting, never raising."""
+        """An event sink for `PipelineRunner`: record `event`, never waiting, never raising.
+
+        Without Redis, an event whose tenant has no client on this worker is skipped: no
+        one could ever see it (a client sees events from when it subscribed on), and
+        turning it into analytics costs some 30 µs of a run's CPU for nothing.
+        """
+        if self._fanout is None and not self.hub.subscriber_count(event.tenant_id):
+            return
         self.coordinator.record(public_event(event))
 
     async def aclose(self) -> None:
