@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from fastapi import APIRouter, Depends, FastAPI
 from tests.server.conftest import Served
+
+from onionskin.server.auth import authenticated
+from onionskin.server.openapi import problem_openapi
+from onionskin.server.tenancy import RequestTenant, admin_tenant, request_tenant
 
 OPERATIONS = {
     "/api/v1/pipelines/{name}/execute": "execute_pipeline",
@@ -98,3 +103,104 @@ def test_security_and_the_tenant_header_are_documented(document: dict[str, Any])
         assert {"HTTPBearer": []} in operation["security"]
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
         assert "X-Org-ID" in headers
+
+
+SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+SCHEMES = {
+    "HTTPBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A JWT, or a static API key.",
+    },
+    "APIKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "A static API key.",
+    },
+}
+ORG_HEADER = {
+    "name": "X-Org-ID",
+    "in": "header",
+    "required": False,
+    "description": "The organization; must match the credentials'.",
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "title": "X-Org-Id",
+        "description": "The organization; must match the credentials'.",
+    },
+}
+Tenant = Annotated[RequestTenant, Depends(request_tenant)]
+Admin = Annotated[RequestTenant, Depends(admin_tenant)]
+PUBLIC = ("/openapi.json", "/docs", "/redoc", "/dashboard")
+
+
+def test_every_operation_documents_both_schemes_and_the_tenant_header(
+    document: dict[str, Any],
+) -> None:
+    """The dependencies read the headers themselves; the document still says what they read."""
+    assert document["components"]["securitySchemes"] == SCHEMES
+    operations = [
+        (path, operation)
+        for path, methods in document["paths"].items()
+        for operation in methods.values()
+    ]
+    assert len(operations) == len(OPERATIONS) + 2 * len(RESOURCE_OPERATIONS)
+    for path, operation in operations:
+        assert path.startswith("/api/v1/")
+        assert operation["security"] == SECURITY, path
+        headers = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert headers == [ORG_HEADER], path
+        assert operation["parameters"][-1] == ORG_HEADER, path  # after path and query ones
+    for path in PUBLIC:
+        assert not any(documented.startswith(path) for documented in document["paths"])
+
+
+def test_only_routes_that_authenticate_document_security() -> None:
+    """Public routes have no security; `authenticated` adds it, the tenant ones the header."""
+    app = FastAPI(title="t", version="1")
+    secured = APIRouter(prefix="/secured", dependencies=[Depends(authenticated)])
+
+    @secured.get("/plain", operation_id="plain")
+    async def plain() -> None: ...
+
+    @secured.get("/tenant", operation_id="tenant")
+    async def tenant(found: Tenant) -> None: ...
+
+    @app.get("/public", operation_id="public")
+    async def public() -> None: ...
+
+    @app.get("/admin/{org_id}", operation_id="admin")
+    async def admin(org_id: str, found: Admin) -> None: ...
+
+    @app.get("/hidden", include_in_schema=False)
+    async def hidden(found: Tenant) -> None: ...
+
+    app.include_router(secured)
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
+    paths = app.openapi()["paths"]
+
+    assert "security" not in paths["/public"]["get"]
+    assert "parameters" not in paths["/public"]["get"]
+    assert paths["/secured/plain"]["get"]["security"] == SECURITY
+    assert "parameters" not in paths["/secured/plain"]["get"]
+    assert paths["/secured/tenant"]["get"]["security"] == SECURITY
+    assert paths["/secured/tenant"]["get"]["parameters"] == [ORG_HEADER]
+    assert paths["/admin/{org_id}"]["get"]["security"] == SECURITY
+    assert [p["name"] for p in paths["/admin/{org_id}"]["get"]["parameters"]] == [
+        "org_id",
+        "X-Org-ID",
+    ]
+    assert "/hidden" not in paths
+    assert app.openapi()["components"]["securitySchemes"] == SCHEMES
+
+
+def test_an_app_without_authentication_documents_no_scheme() -> None:
+    app = FastAPI(title="t", version="1")
+
+    @app.get("/public", operation_id="public")
+    async def public() -> None: ...
+
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
+
+    assert "securitySchemes" not in app.openapi().get("components", {})

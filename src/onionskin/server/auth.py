@@ -21,11 +21,13 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import jwt
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.security import APIKeyHeader, HTTPBearer
+from fastapi.security.base import SecurityBase
+from starlette.datastructures import Headers
 
 from onionskin.core.errors import AuthenticationError
 from onionskin.server.api_keys import ApiKeyGrant
@@ -154,24 +156,50 @@ class Authenticator:
         )
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT, or a static API key.")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A static API key.")
+SECURITY_SCHEMES: tuple[SecurityBase, ...] = (
+    HTTPBearer(auto_error=False, description="A JWT, or a static API key."),
+    APIKeyHeader(name="X-API-Key", auto_error=False, description="A static API key."),
+)
+"""How the API authenticates, for the OpenAPI document only (`onionskin.server.openapi`).
+
+They are not dependencies: FastAPI would solve each of them on every request, and
+`authenticated` reads the same headers itself, as they read them.
+"""
 
 
-async def authenticated(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key)],
-) -> Principal:
-    """FastAPI dependency: the request's `Principal` (401 problem+json otherwise)."""
-    authenticator: Authenticator = request.app.state.authenticator
-    token = None if bearer is None else bearer.credentials
-    if (token is None and "authorization" in request.headers) or (
-        api_key is None and "x-api-key" in request.headers
-    ):
-        # Another scheme (Basic ...), or an empty or malformed header: refused, never
-        # treated as absent (which anonymous local mode would let through).
+def credentials(headers: Headers) -> tuple[str | None, str | None]:
+    """The request's Bearer token and `X-API-Key`, read as `HTTPBearer` and `APIKeyHeader` do.
+
+    Raises:
+        AuthenticationError: a header that is present but is not a credential: another
+            scheme (Basic ...), `Bearer` without a token, an empty header. It is refused,
+            never treated as absent (which anonymous local mode would let through).
+    """
+    token: str | None = None
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        # FastAPI's `get_authorization_scheme_param`: split at the first space, strip the rest.
+        scheme, _, param = authorization.partition(" ")
+        token = param.strip()
+        if not token or scheme.lower() != "bearer":
+            raise AuthenticationError(INVALID_CREDENTIALS)
+    api_key = headers.get("x-api-key")
+    if api_key == "":
         raise AuthenticationError(INVALID_CREDENTIALS)
-    principal = await authenticator.authenticate(bearer=token, api_key=api_key)
-    request.state.principal = principal
+    return token, api_key
+
+
+async def authenticated(request: Request) -> Principal:
+    """The request's `Principal` (401 problem+json otherwise), also `request.state.principal`.
+
+    A FastAPI dependency, and a plain function for other dependencies (`request_tenant`):
+    the credentials are checked once per request, however many of them ask.
+    """
+    state = request.state
+    principal: Principal | None = getattr(state, "principal", None)
+    if principal is None:
+        bearer, api_key = credentials(request.headers)
+        authenticator: Authenticator = request.app.state.authenticator
+        principal = await authenticator.authenticate(bearer=bearer, api_key=api_key)
+        state.principal = principal
     return principal

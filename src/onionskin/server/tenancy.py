@@ -18,9 +18,9 @@ becomes the runs' `TenantContext` and request metadata.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Request
 
 from onionskin.core.errors import TenantError
 from onionskin.core.ids import new_id
@@ -119,21 +119,43 @@ def _context(org_id: str, principal: Principal) -> TenantContext:
         raise TenantError(text.replace("TenantContext.user_id", "the user id (sub)")) from None
 
 
-async def request_tenant(
-    request: Request,
-    principal: Annotated[Principal, Depends(authenticated)],
-    org_header: Annotated[
-        str | None,
-        Header(alias=ORG_HEADER, description="The organization; must match the credentials'."),
-    ] = None,
-) -> RequestTenant:
-    """FastAPI dependency: the request's tenant, also set on `request.state` (seed 000)."""
-    org = resolve_org(principal, header=org_header, path=request.path_params.get("org_id"))
+ORG_HEADER_PARAMETER: dict[str, Any] = {
+    "name": ORG_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "The organization; must match the credentials'.",
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "title": "X-Org-Id",
+        "description": "The organization; must match the credentials'.",
+    },
+}
+"""The OpenAPI parameter of the `X-Org-ID` header, which `request_tenant` reads itself.
+
+Values are JSON values (Any); `onionskin.server.openapi` adds it to the operations.
+"""
+
+
+async def request_tenant(request: Request) -> RequestTenant:
+    """FastAPI dependency: the request's tenant, also set on `request.state` (seed 000).
+
+    It authenticates the request itself (`authenticated`, once per request) and reads the
+    `X-Org-ID` header itself: one dependency for FastAPI to solve, not three.
+    """
+    principal = await authenticated(request)
+    org = resolve_org(
+        principal,
+        header=request.headers.get(ORG_HEADER),
+        path=request.path_params.get("org_id"),
+    )
     context = _context(org, principal)
-    request_id = getattr(request.state, "request_id", None) or new_id()
-    request.state.org_id = context.tenant_id
-    request.state.user_id = context.user_id
-    request.state.org_role = principal.role
+    state = request.state
+    request_id = getattr(state, "request_id", None)
+    if not request_id:  # no RequestIdMiddleware: one id all the same, however often asked
+        request_id = state.request_id = new_id()
+    state.org_id = context.tenant_id
+    state.user_id = context.user_id
+    state.org_role = principal.role
     return RequestTenant(
         org_id=context.tenant_id,
         user_id=context.user_id,
@@ -142,10 +164,16 @@ async def request_tenant(
     )
 
 
-async def admin_tenant(
-    tenant: Annotated[RequestTenant, Depends(request_tenant)],
-) -> RequestTenant:
+async def admin_tenant(request: Request) -> RequestTenant:
     """FastAPI dependency: the request's tenant, for callers with `org_role` admin only."""
+    tenant = await request_tenant(request)
     if tenant.org_role != ADMIN_ROLE:
         raise RoleRequiredError(ADMIN_ROLE)
     return tenant
+
+
+AUTHENTICATING = frozenset({authenticated, request_tenant, admin_tenant})
+"""The dependencies that authenticate: a route with one of them documents the security
+schemes (`onionskin.server.openapi`), and every /api/v1 route needs one."""
+TENANT_DEPENDENCIES = frozenset({request_tenant, admin_tenant})
+"""The dependencies that read the `X-Org-ID` header: their routes document it."""
