@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from onionskin import ToolCall, ToolResult
+from onionskin.middleware._trace_writer import FOLLOW_SECONDS
 from onionskin.middleware.guard_pipeline import MiddlewarePipeline
 from onionskin.middleware.trace import TraceConfig, TraceMiddleware
 from onionskin.runtime.tool import Tool
@@ -53,10 +54,11 @@ def numbers(path: Path) -> list[int]:
 
 
 async def test_a_file_moved_away_between_records_is_recreated(tmp_path: Path) -> None:
-    path = tmp_path / "trace.jsonl"
-    trace = tracer(path)
+    path, clock = tmp_path / "trace.jsonl", FakeClock()
+    trace = tracer(path, clock)
     await record_call(trace, 1)
     path.rename(tmp_path / "kept.jsonl")
+    clock.advance(FOLLOW_SECONDS)
 
     await record_call(trace, 2)
 
@@ -66,14 +68,32 @@ async def test_a_file_moved_away_between_records_is_recreated(tmp_path: Path) ->
 
 
 async def test_a_file_removed_between_records_is_recreated(tmp_path: Path) -> None:
-    path = tmp_path / "trace.jsonl"
-    trace = tracer(path)
+    path, clock = tmp_path / "trace.jsonl", FakeClock()
+    trace = tracer(path, clock)
     await record_call(trace, 1)
     path.unlink()
+    clock.advance(FOLLOW_SECONDS)
 
     await record_call(trace, 2)
 
     assert numbers(path) == [2]
+
+
+async def test_the_path_is_looked_at_again_every_follow_seconds_not_every_record(
+    tmp_path: Path,
+) -> None:
+    path, clock = tmp_path / "trace.jsonl", FakeClock()
+    trace = tracer(path, clock)
+    await record_call(trace, 1)
+    path.rename(tmp_path / "kept.jsonl")
+
+    clock.advance(FOLLOW_SECONDS * 0.9)
+    await record_call(trace, 2)  # a stat per record would triple a record's write
+    clock.advance(FOLLOW_SECONDS * 0.1)
+    await record_call(trace, 3)
+
+    assert numbers(tmp_path / "kept.jsonl") == [1, 2]
+    assert numbers(path) == [3]
 
 
 async def test_every_record_is_in_the_file_when_its_call_returns(tmp_path: Path) -> None:
@@ -95,6 +115,23 @@ async def test_two_writers_on_one_path_rotate_it_without_losing_records(tmp_path
     found = sorted(n for file in files if file.exists() for n in numbers(file))
     assert found == list(range(40))
     assert all(file.stat().st_size <= 1_500 for file in files if file.exists())
+
+
+async def test_a_writer_whose_file_another_rotated_writes_to_the_new_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "trace.jsonl"
+    first = tracer(path, max_bytes=700, backups=5)
+    second = tracer(path, max_bytes=700, backups=5)
+    await record_call(second, 0)  # the second writer has the file open from here on
+    while path.stat().st_size < 550:
+        await record_call(first, 1)
+    await record_call(first, 2)  # does not fit: the first writer rotates
+
+    await record_call(second, 3)  # its file is full, but it is no longer the path's
+
+    assert numbers(path) == [2, 3]  # the first writer's new file, not rotated again
+    assert not path.with_name("trace.jsonl.2").exists()
 
 
 def test_the_file_is_closed_with_its_middleware(tmp_path: Path) -> None:

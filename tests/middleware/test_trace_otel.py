@@ -317,3 +317,25 @@ async def test_a_global_provider_set_after_construction_is_used(
     await trace_mw.wrap_tool_call(ToolCall(tool_name="after"), current_span_seen()[1])
 
     assert [span.name for span in exporter.get_finished_spans()] == ["execute_tool after"]
+
+
+class _ProxyWithoutItsTracer(trace.ProxyTracer):
+    """A proxy tracer as another opentelemetry-api might have it: no `_tracer` to read."""
+
+    @property
+    def _tracer(self) -> trace.Tracer | None:  # type: ignore[override]  # the API's own
+        return None
+
+
+async def test_an_api_whose_proxy_hides_its_tracer_is_asked_for_the_provider(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider, _ = exported
+    trace_mw = TraceMiddleware(TraceConfig(), clock=FakeClock())
+    spans = trace_mw._spans
+    monkeypatch.setattr(spans, "_tracer", _ProxyWithoutItsTracer("onionskin"))
+    unset = spans._current_tracer()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # as set_tracer_provider does
+
+    assert isinstance(unset, trace.NoOpTracer)  # no provider yet: no span to start
+    assert spans._current_tracer() is spans._tracer  # one now: the proxy starts the span

@@ -94,15 +94,27 @@ class GenAISpans:
 
     def _recording(self) -> bool:
         """Whether a span started now may be recorded, so that it must really be started."""
-        if not self._always_noop and not (
-            # The proxy hands out no-op spans until a global provider is set (or a no-op one).
-            self._via_global
-            and isinstance(trace.get_tracer_provider(), ProxyTracerProvider | NoOpTracerProvider)
-        ):
+        if not self._always_noop and not isinstance(self._current_tracer(), trace.NoOpTracer):
             return True
         # Under a recording span the no-op tracer makes a non-recording copy of it current
         # for the call, so that spans the call opens elsewhere still find their parent.
         return trace.get_current_span().is_recording()
+
+    def _current_tracer(self) -> object:
+        """The tracer a span started now would be started on."""
+        if not self._via_global:
+            return self._tracer
+        # The proxy starts it on the global provider's tracer once one is set, on a no-op
+        # one until then; read as the proxy reads it (its `_tracer`), since
+        # `get_tracer_provider()` looks the environment up on every call (a third of what
+        # tracing a tool call cost).
+        found = getattr(self._tracer, "_tracer", None)
+        if found is not None:
+            return found
+        provider = trace.get_tracer_provider()  # an API whose proxy has no `_tracer`
+        if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
+            return trace.NoOpTracer()
+        return self._tracer
 
     def chat(self, request: ModelRequest) -> SpanScope:
         """The span of a model call, current inside the `with` block."""

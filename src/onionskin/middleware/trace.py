@@ -8,12 +8,12 @@ string, exact). Values under a secret key (`password`, `api_key`, `token`, ...) 
 `"[REDACTED]"` at any depth, an optional `PIIRedactor` scrubs every string, and values
 that are not JSON are written as their repr. The call's own exception is re-raised
 unchanged after its record is written. How the file is written and rotated: see
-`_trace_file`; the spans: see `_otel`.
+`_trace_writer`; the spans: see `_otel`.
 
 About 290 lines: the config and the records of both call kinds read best together, with
 the two memos that keep a record cheap (each function's signature, each second's date and
-time) beside the code that uses them; the encoding and the writer are in `_trace_file`,
-the spans in `_otel`.
+time) beside the code that uses them; the encoding is in `_trace_file`, the writer in
+`_trace_writer`, the spans in `_otel`.
 """
 
 from __future__ import annotations
@@ -38,13 +38,8 @@ from onionskin.core.errors import ConfigError, StopProcessing
 from onionskin.core.ids import new_id
 from onionskin.middleware import _otel
 from onionskin.middleware._config import require_bool, require_int
-from onionskin.middleware._trace_file import (
-    JsonEncoder,
-    JsonlWriter,
-    Record,
-    message_json,
-    new_record,
-)
+from onionskin.middleware._trace_file import JsonEncoder, Record, message_json, new_record
+from onionskin.middleware._trace_writer import JsonlWriter
 from onionskin.middleware.pii import PIIRedactor
 
 _OWNER = "TraceConfig"
@@ -208,7 +203,9 @@ class TraceMiddleware:
                 file.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:  # fail at start-up, not silently at every call
                 raise ConfigError(f"{_OWNER}: cannot create {file.parent}: {error}") from error
-            self._writer = JsonlWriter(file, max_bytes=config.max_bytes, backups=config.backups)
+            self._writer = JsonlWriter(
+                file, max_bytes=config.max_bytes, backups=config.backups, monotonic=clock.monotonic
+            )
         scrub = None if config.redactor is None else config.redactor.scrub
         self._encode = JsonEncoder(config.redact_keys, scrub)
         self._spans = _otel.GenAISpans(tracer_provider, enabled=config.otel)
