@@ -95,7 +95,7 @@ class BudgetMiddleware:
         self._policy = StorePolicy(self.name, fail_open=config.fail_open)
         # Exactly the built-in memory store: its operations never wait, so nothing can
         # interrupt one half-way. A subclass may override them with ones that do.
-        self._waitless = type(self.store) is MemoryBudgetStore
+        self._memory = self.store if type(self.store) is MemoryBudgetStore else None
         self._joint: AdmissionStore | None = None
         """Where the limiter's charges are taken with a reservation (`_admission.fuse`)."""
         self._limits = limits = {
@@ -276,9 +276,10 @@ class BudgetMiddleware:
                 # The limiter's charges and this reservation, in one store operation.
                 reservation = (rid, lines, micros, self.config.reservation_ttl)
                 refusal = await handoff.reserve(joint, self._unlosable, reservation)
-            elif self._waitless:
+            elif self._memory is not None:
                 # Nothing to see through: the memory store reserves without waiting.
-                refusal = await self.store.reserve(rid, lines, micros, self.config.reservation_ttl)
+                ttl = self.config.reservation_ttl
+                refusal = self._memory.reserve_nowait(rid, lines, micros, ttl)
             else:
                 refusal = await self._hold(rid, lines, micros)
         except StoreError as error:
@@ -369,11 +370,20 @@ class BudgetMiddleware:
     async def _end(self, scope: _Scope, rid: str | None, micros: int | None) -> None:
         if rid is None:
             return
+        memory = self._memory
         try:
+            # Shielded: a second cancellation must not stop the reservation from ending. The
+            # memory store ends it without waiting, so there is nothing for one to interrupt.
             if micros is None:
-                await self._unstoppable(self.store.release(rid))
+                if memory is not None:
+                    memory.release_nowait(rid)
+                else:
+                    await asyncio.shield(self.store.release(rid))
                 return
-            totals = await self._unstoppable(self.store.settle(rid, micros))
+            if memory is not None:
+                totals = memory.settle_nowait(rid, micros)
+            else:
+                totals = await asyncio.shield(self.store.settle(rid, micros))
         except StoreError as error:
             lapse = self.config.reservation_ttl
             logger.warning(
@@ -386,11 +396,6 @@ class BudgetMiddleware:
             return
         if self._reached(scope, totals):
             await self._alerts(scope, totals)
-
-    def _unstoppable(self, operation: Awaitable[T]) -> Awaitable[T]:
-        # Shielded: a second cancellation must not stop the reservation from ending. The
-        # memory store ends it without waiting, so there is nothing for one to interrupt.
-        return operation if self._waitless else asyncio.shield(operation)
 
     def _reached(self, scope: _Scope, totals: Mapping[str, int]) -> bool:
         """Whether any line reached an alert threshold: most calls reach none."""

@@ -44,6 +44,8 @@ async def _not_a_tool_call(call: object) -> object:
     raise OnionskinError(f"MiddlewarePipeline runs tool calls only, got {type(call).__name__}")
 
 
+_MAX_TARGETS = 256
+"""Functions whose targets a pipeline remembers."""
 _TERMINALS = Terminals(
     pipeline=_not_a_tool_call, agent=_not_a_tool_call, model=_not_a_tool_call, tool=_invoke_target
 )
@@ -73,6 +75,10 @@ class MiddlewarePipeline:
         self.middleware: tuple[object, ...] = (*builtins, *extra_middleware)
         """Every layer, outermost first: the configured built-ins, then the extras."""
         self._stack = MiddlewareStack(_TERMINALS, self.middleware)
+        # Each function's target, made once: telling an async function from a sync one
+        # (inspect) costs a quarter of what the empty pipeline adds to a call. Bounded, as
+        # a caller may pass a new function (a lambda) every time.
+        self._targets: dict[tuple[Callable[..., Any], str | None], FunctionTarget] = {}
 
     async def execute(
         self,
@@ -87,7 +93,7 @@ class MiddlewarePipeline:
 
         Any: the function's arguments are whatever it takes.
         """
-        target = FunctionTarget(fn, tool_name)
+        target = self._target(fn, tool_name)
         return await self.call(
             ToolCall(
                 tool_name=target.name,
@@ -98,6 +104,18 @@ class MiddlewarePipeline:
                 tool=target,
             )
         )
+
+    def _target(self, fn: Callable[..., Any], tool_name: str | None) -> FunctionTarget:
+        key = (fn, tool_name)
+        try:
+            target = self._targets.get(key)
+        except TypeError:  # a callable that cannot be a key: made for this call alone
+            return FunctionTarget(fn, tool_name)
+        if target is None:
+            if len(self._targets) >= _MAX_TARGETS:
+                self._targets.clear()
+            target = self._targets[key] = FunctionTarget(fn, tool_name)
+        return target
 
     def explain(self) -> StackExplanation:
         """The layers a call crosses, outermost first; `str()` it to print."""

@@ -181,6 +181,12 @@ class MemoryBudgetStore:
         self, reservation_id: str, lines: Sequence[BudgetLine], amount_micros: int, ttl: float
     ) -> Refusal | None:
         """Hold `amount_micros` on every line, or on none; None when admitted."""
+        return self.reserve_nowait(reservation_id, lines, amount_micros, ttl)
+
+    def reserve_nowait(
+        self, reservation_id: str, lines: Sequence[BudgetLine], amount_micros: int, ttl: float
+    ) -> Refusal | None:
+        """`reserve`, from sync code: this store never waits (a guard saves a coroutine)."""
         check_reservation(lines, amount_micros, ttl)
         with self._lock:
             now = self.clock.monotonic()
@@ -208,6 +214,10 @@ class MemoryBudgetStore:
 
     async def settle(self, reservation_id: str, actual_micros: int) -> Mapping[str, int] | None:
         """Charge `actual_micros` to the reservation's lines; their new spend by key."""
+        return self.settle_nowait(reservation_id, actual_micros)
+
+    def settle_nowait(self, reservation_id: str, actual_micros: int) -> Mapping[str, int] | None:
+        """`settle`, from sync code."""
         check_amount(actual_micros)
         with self._lock:
             now = self.clock.monotonic()
@@ -226,6 +236,10 @@ class MemoryBudgetStore:
 
     async def release(self, reservation_id: str) -> bool:
         """Drop the reservation without charging it; False if it had already ended."""
+        return self.release_nowait(reservation_id)
+
+    def release_nowait(self, reservation_id: str) -> bool:
+        """`release`, from sync code."""
         with self._lock:
             lines = self._end(reservation_id, self.clock.monotonic())
             if lines is None:
