@@ -134,6 +134,50 @@ async def test_a_writer_whose_file_another_rotated_writes_to_the_new_file(
     assert not path.with_name("trace.jsonl.2").exists()
 
 
+async def test_a_writer_alone_measures_its_file_only_when_it_looks_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, clock = tmp_path / "trace.jsonl", FakeClock()
+    trace = tracer(path, clock, max_bytes=1_000_000)
+    await record_call(trace, 1)  # opens the file: measured before every record for now
+    clock.advance(FOLLOW_SECONDS)
+    await record_call(trace, 2)  # a look finds only its own lines
+    measured: list[int] = []
+    real_lseek = os.lseek
+
+    def counted(fd: int, position: int, how: int) -> int:
+        measured.append(fd)
+        return real_lseek(fd, position, how)
+
+    monkeypatch.setattr(os, "lseek", counted)
+    for number in range(3, 8):
+        await record_call(trace, number)
+
+    assert measured == []  # a system call per record saved (and the caches it would cool)
+    assert numbers(path) == list(range(1, 8))
+
+
+async def test_lines_of_another_writer_make_it_measure_before_every_record(
+    tmp_path: Path,
+) -> None:
+    path, clock = tmp_path / "trace.jsonl", FakeClock()
+    trace = tracer(path, clock, max_bytes=1_200, backups=20)
+    await record_call(trace, 0)
+    clock.advance(FOLLOW_SECONDS)
+    await record_call(trace, 1)  # alone so far: it counts its own bytes
+    other = tracer(path, clock, max_bytes=1_200, backups=20)
+    await record_call(other, 2)
+    clock.advance(FOLLOW_SECONDS)
+    await record_call(trace, 3)  # its look finds the other's line
+    for number in range(4, 40):  # no look again from here: the size is measured per record
+        await record_call(other if number % 2 else trace, number)
+
+    files = [path, *(path.with_name(f"trace.jsonl.{n}") for n in range(1, 21))]
+    found = sorted(n for file in files if file.exists() for n in numbers(file))
+    assert found == list(range(40))
+    assert all(file.stat().st_size <= 1_200 for file in files if file.exists())
+
+
 def test_the_file_is_closed_with_its_middleware(tmp_path: Path) -> None:
     path = tmp_path / "trace.jsonl"
 
