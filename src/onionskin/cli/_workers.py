@@ -12,7 +12,9 @@ start another when one dies, stop them all on SIGINT or SIGTERM.
 The supervisor holds a socket of its own bound to the address, never listening (so it is
 given no connections): a port in use fails before any worker starts, with `--port 0` the
 workers share the port the system chose, and no other program can take the port while a
-worker restarts.
+worker restarts. The price of a socket per worker: connections the kernel had queued for a
+worker that dies, not yet accepted, are reset with it (a shared socket would hand them to
+another worker); a worker that stops on SIGTERM finishes what it accepted first.
 """
 
 from __future__ import annotations
