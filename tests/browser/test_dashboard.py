@@ -51,6 +51,8 @@ class Watched:
     remote: list[str] = field(default_factory=list)
     frames: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)
+    """The URL of every WebSocket the page opened."""
 
     def events(self) -> list[dict[str, Any]]:
         """Every analytics event the WebSocket delivered."""
@@ -76,6 +78,7 @@ def watch(context: BrowserContext, server: LiveServer) -> Watched:
             watched.errors.append(message.text)
 
     def socket(ws: WebSocket) -> None:
+        watched.sockets.append(ws.url)
         ws.on("framereceived", lambda payload: watched.frames.append(json.loads(payload)))
 
     page.route("**/*", route)
@@ -193,6 +196,9 @@ def test_a_tenant_watches_runs_live_then_replays_and_forks_one(
     assert chart(page, "tools") == {"labels": ["lookup"], "data": [2]}
     delivered = {event["run_id"] for event in watched.events()}
     assert from_http["run_id"] in delivered  # learnt over the WebSocket, not by reloading
+    # The key went as a subprotocol: URLs reach access logs and the browser's history.
+    assert watched.sockets
+    assert not [url for url in watched.sockets if ACME_KEY in url or "api_key" in url]
 
     period = datetime.now(UTC).strftime("%Y-%m")  # the page's default period
     costs = call(api, ACME_KEY, "GET", f"/costs?period={period}")

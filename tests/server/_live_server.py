@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 from tests.server.conftest import settings
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from onionskin.project import Project
 from onionskin.server import ServerSettings, create_app
@@ -128,9 +129,17 @@ class Live:
         live: LiveAnalytics = self.app.state.live
         return live
 
-    async def socket(self, path: str = WS, **headers: str) -> ClientConnection:
+    async def socket(
+        self, path: str = WS, *, subprotocols: list[str] | None = None, **headers: str
+    ) -> ClientConnection:
+        offered = None if subprotocols is None else [Subprotocol(name) for name in subprotocols]
         return await self._stack.enter_async_context(
-            connect(f"ws://{self.address}{path}", proxy=None, additional_headers=headers or None)
+            connect(
+                f"ws://{self.address}{path}",
+                proxy=None,
+                additional_headers=headers or None,
+                subprotocols=offered,
+            )
         )
 
     async def run(self, name: str, text: str, headers: dict[str, str]) -> dict[str, Any]:

@@ -1,10 +1,14 @@
 """`WebSocket /api/v1/ws/analytics`: the caller's organization's live analytics (seed 003).
 
-Browsers cannot set headers on a WebSocket, so the credentials come as `?token=<JWT>` or
-`?api_key=<key>` (the `Authorization` and `X-API-Key` headers work too, for other
-clients), and the organization as `?org_id=` (or `X-Org-ID`) or the path
+Browsers cannot set headers on a WebSocket, but they can offer subprotocols: the
+dashboard sends its credentials as `Sec-WebSocket-Protocol: onionskin,
+bearer.<base64url(token)>` (or `api-key.<base64url(key)>`), and the server selects
+`onionskin`. Query strings reach access logs and browser history, headers do not; so
+`?token=<JWT>` and `?api_key=<key>` still work, for clients that can do nothing else, but
+are the last resort. The `Authorization` and `X-API-Key` headers work too, for other
+clients. The organization comes as `?org_id=` (or `X-Org-ID`) or the path
 `/api/v1/organizations/{org_id}/ws/analytics`, with seed 000's rule: sources that disagree
-are refused. Query strings reach access logs: prefer short-lived tokens here.
+are refused, as are credentials given twice and different.
 
 The handshake is accepted first and a refusal is then a close code a browser can read:
 4401 (unauthenticated, always the same reason) or 4403 (no, a malformed or a conflicting
@@ -18,6 +22,7 @@ without ever waiting for a client. The server going down closes with 1001.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 
 from fastapi import APIRouter, WebSocket
@@ -39,11 +44,53 @@ CLOSE_TOO_SLOW = 1013
 CLOSE_GOING_AWAY = 1001
 
 
-def _one(query: str | None, header: str | None, error: Exception) -> str | None:
-    """The value given once, as a query parameter or a header; both at once is `error`."""
-    if query is not None and header is not None and query != header:
+PROTOCOL = "onionskin"
+"""The subprotocol the server selects; a client sending credentials as subprotocols offers it."""
+_CREDENTIAL_PROTOCOLS = {"bearer.": "bearer", "api-key.": "api_key"}
+
+
+def _one(error: Exception, *given: str | None) -> str | None:
+    """The value given in one or more places (query, header, subprotocol); two differ: `error`."""
+    found = {value for value in given if value is not None}
+    if len(found) > 1:
         raise error
-    return query if query is not None else header
+    return found.pop() if found else None
+
+
+def _offered(websocket: WebSocket) -> list[str]:
+    """The subprotocols the client offered, in its order."""
+    header = websocket.headers.get("sec-websocket-protocol", "")
+    return [name.strip() for name in header.split(",") if name.strip()]
+
+
+def _protocol_credentials(offered: list[str]) -> dict[str, str]:
+    """`bearer` and `api_key` from `bearer.<base64url>` and `api-key.<base64url>` offers.
+
+    Raises:
+        AuthenticationError: a credential that does not decode, one given twice, or
+            credentials without `onionskin` (the server could not select it then).
+    """
+    found: dict[str, str] = {}
+    for name in offered:
+        for prefix, kind in _CREDENTIAL_PROTOCOLS.items():
+            if name.startswith(prefix):
+                if kind in found:
+                    raise AuthenticationError(INVALID_CREDENTIALS)
+                found[kind] = _decoded(name[len(prefix) :])
+    if found and PROTOCOL not in offered:
+        raise AuthenticationError(INVALID_CREDENTIALS)
+    return found
+
+
+def _decoded(text: str) -> str:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        value = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        raise AuthenticationError(INVALID_CREDENTIALS) from None
+    if not value:
+        raise AuthenticationError(INVALID_CREDENTIALS)
+    return value
 
 
 def _bearer(websocket: WebSocket) -> str | None:
@@ -61,22 +108,30 @@ def _bearer(websocket: WebSocket) -> str | None:
 async def _principal(websocket: WebSocket) -> Principal:
     refused = AuthenticationError(INVALID_CREDENTIALS)
     query = websocket.query_params
-    bearer = _one(query.get("token"), _bearer(websocket), refused)
-    api_key = _one(query.get("api_key"), websocket.headers.get("x-api-key"), refused)
+    offered = _protocol_credentials(_offered(websocket))
+    bearer = _one(refused, query.get("token"), _bearer(websocket), offered.get("bearer"))
+    api_key = _one(
+        refused, query.get("api_key"), websocket.headers.get("x-api-key"), offered.get("api_key")
+    )
     authenticator: Authenticator = websocket.app.state.authenticator
     return await authenticator.authenticate(bearer=bearer, api_key=api_key)
 
 
 def _organization(websocket: WebSocket, principal: Principal) -> str:
     conflict = TenantError("the org_id parameter and the X-Org-ID header disagree")
-    named = _one(websocket.query_params.get("org_id"), websocket.headers.get(ORG_HEADER), conflict)
+    named = _one(conflict, websocket.query_params.get("org_id"), websocket.headers.get(ORG_HEADER))
     org = resolve_org(principal, header=named, path=websocket.path_params.get("org_id"))
     return TenantContext(tenant_id=org).tenant_id  # a malformed id: TenantError
 
 
+def _selected(websocket: WebSocket) -> str | None:
+    # A browser that offered subprotocols fails a handshake that selects none of them.
+    return PROTOCOL if PROTOCOL in _offered(websocket) else None
+
+
 async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
     # Accepted, then closed: a refused handshake would reach a browser as a bare failure.
-    await websocket.accept()
+    await websocket.accept(subprotocol=_selected(websocket))
     await websocket.close(code=code, reason=reason)
 
 
@@ -127,5 +182,5 @@ async def analytics_socket(websocket: WebSocket) -> None:
     settings: ServerSettings = websocket.app.state.settings
     # Subscribed before the handshake completes: nothing published after it is missed.
     with contextlib.closing(live.hub.subscribe(org)) as subscription:
-        await websocket.accept()
+        await websocket.accept(subprotocol=_selected(websocket))
         await _stream(websocket, subscription, settings.ws_send_timeout)

@@ -6,17 +6,24 @@ const STORAGE_KEY = "onionskin.dashboard.credentials";
 const ROOT = location.pathname.replace(/\/dashboard\/?$/, "");
 export const API = `${ROOT}/api/v1`;
 
-// How each kind of credential travels: a header on HTTP requests, a query parameter on the
-// WebSocket (browsers cannot set headers on one).
+// How each kind of credential travels: a header on HTTP requests; on the WebSocket, which
+// browsers cannot give headers, a subprotocol for secrets (`bearer.<base64url>`, never in
+// the URL, which logs and history keep) and a query parameter for the organization.
 const METHODS = {
-  api_key: { header: (value) => ({ "X-API-Key": value }), query: "api_key", label: "API key" },
+  api_key: {
+    header: (value) => ({ "X-API-Key": value }),
+    protocol: "api-key",
+    label: "API key",
+  },
   token: {
     header: (value) => ({ Authorization: `Bearer ${value}` }),
-    query: "token",
+    protocol: "bearer",
     label: "token",
   },
   org_id: { header: (value) => ({ "X-Org-ID": value }), query: "org_id", label: "organization" },
 };
+// The subprotocol the server selects when credentials come as subprotocols.
+const PROTOCOL = "onionskin";
 
 /** Credentials as the login strip gives them; throws on an unknown method or empty value. */
 export function credentials(method, value) {
@@ -94,12 +101,26 @@ export async function api(given, path, { method = "GET", body } = {}) {
   return data;
 }
 
-/** The analytics WebSocket's URL for `given`, on the page's own host. */
+/** The analytics WebSocket's URL for `given`, on the page's own host (no secret in it). */
 export function liveUrl(given) {
   const url = new URL(`${API}/ws/analytics`, location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  url.searchParams.set(METHODS[given.method].query, given.value);
+  const query = METHODS[given.method].query;
+  if (query) url.searchParams.set(query, given.value);
   return url.href;
+}
+
+/** The subprotocols that carry `given`'s secret to the analytics WebSocket, if it has one. */
+export function liveProtocols(given) {
+  const prefix = METHODS[given.method].protocol;
+  return prefix ? [PROTOCOL, `${prefix}.${base64url(given.value)}`] : [];
+}
+
+function base64url(text) {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 /** The current month in UTC (`YYYY-MM`), the period costs and budgets are kept by. */

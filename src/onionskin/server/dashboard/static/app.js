@@ -6,6 +6,7 @@ import {
   clearCredentials,
   credentials,
   describe,
+  liveProtocols,
   liveUrl,
   loadCredentials,
   saveCredentials,
@@ -24,7 +25,7 @@ const charts = window.Chart ? new Charts(window.Chart) : null;
 const call = (path, init) => api(session, path, init);
 const runView = new RunView(call, () => refreshRunsSoon());
 const runList = new RunList((runId) => runView.open(runId));
-const feed = new LiveFeed(() => liveUrl(session), {
+const feed = new LiveFeed(() => liveUrl(session), () => liveProtocols(session), {
   onEvents: receive,
   onOpen: () => refresh(),
   // An expired token, a revoked key: the page signs out rather than retrying forever.

@@ -10,13 +10,15 @@ const MAX_DELAY_MS = 10_000;
 
 export class LiveFeed {
   /**
-   * @param {() => string} url the WebSocket URL (with the credentials in its query)
+   * @param {() => string} url the WebSocket URL
+   * @param {() => string[]} protocols the subprotocols to offer (they carry the credentials)
    * @param {{onEvents: (events: object[]) => void, onOpen: () => void,
    *          onStatus: (state: string, text: string) => void,
    *          onRefused: (reason: string) => void}} handlers
    */
-  constructor(url, handlers) {
+  constructor(url, protocols, handlers) {
     this.url = url;
+    this.protocols = protocols;
     this.handlers = handlers;
     this.socket = null;
     this.timer = null;
@@ -43,7 +45,7 @@ export class LiveFeed {
 
   connect() {
     this.handlers.onStatus("connecting", "connecting…");
-    const socket = new WebSocket(this.url());
+    const socket = new WebSocket(this.url(), this.protocols());
     this.socket = socket;
     socket.addEventListener("open", () => {
       if (this.socket !== socket) return;
