@@ -212,7 +212,8 @@ async def test_a_stopped_run_is_completed_and_says_stopped(attach: Attach) -> No
     assert exporter.events[-1].data["stopped"] is True
 
 
-async def test_the_middleware_form_marks_a_tool_error_result_failed() -> None:
+@FORMS
+async def test_a_tool_error_result_is_a_failed_tool_call(attach: Attach) -> None:
     def hallucinating(request: ModelRequest) -> Any:
         if request.messages[-1].role == "tool":
             return "Sorry."
@@ -220,7 +221,7 @@ async def test_the_middleware_form_marks_a_tool_error_result_failed() -> None:
 
     exporter = RecordingExporter()
     coordinator = AnalyticsCoordinator([exporter])
-    await _as_middleware(priced_orchestrator(hallucinating), coordinator)
+    await attach(priced_orchestrator(hallucinating), coordinator)
     await coordinator.flush()
 
     [tool] = [e for e in exporter.events if e.type == "tool_call"]

@@ -99,6 +99,25 @@ def test_off_a_terminal_the_run_is_plain_lines_with_text_as_it_streams() -> None
     assert streamed[1].endswith("\n    Hello world\n    second")
 
 
+def test_a_tool_that_answered_an_error_shows_it() -> None:
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
+    refused = CallFinished(
+        run_id=RUN,
+        kind="tool",
+        name="lookup",
+        call_id="t",
+        duration_ms=0.4,
+        error="lookup: order_id: Field required",
+    )
+
+    with ProgressView(console) as view:
+        view(refused)
+
+    assert _shown(console).splitlines() == [
+        "  ← tool lookup: 0 ms, answered the error: lookup: order_id: Field required"
+    ]
+
+
 def test_text_cut_short_by_the_end_of_the_run_still_ends_its_line() -> None:
     console = Console(file=io.StringIO(), force_terminal=False)
 

@@ -60,6 +60,25 @@ async def test_run_yields_start_and_end_of_every_call_in_order(
     assert len(starts) == 4
 
 
+async def test_a_tool_that_answered_an_error_says_so_in_its_finished_event(
+    orchestrator_factory: OrchestratorFactory,
+) -> None:
+    def wrong_arguments(request: ModelRequest) -> Any:
+        if request.messages[-1].role == "tool":
+            return "Sorry."
+        return tool_call("lookup", order="A1")  # not lookup's parameter
+
+    orchestrator = orchestrator_factory(wrong_arguments, tools=[lookup])
+    events = [event async for event in orchestrator.run("where?")]
+
+    finished = [e for e in events if isinstance(e, CallFinished)]
+    [tool] = [e for e in finished if e.kind == "tool"]
+    assert tool.error is not None
+    assert "order_id" in tool.error  # what the model was told
+    assert tool.to_dict()["error"] == tool.error
+    assert [e.error for e in finished if e.kind != "tool"] == [None, None, None]
+
+
 async def test_streamed_text_adds_up_to_the_answer(
     orchestrator_factory: OrchestratorFactory,
 ) -> None:

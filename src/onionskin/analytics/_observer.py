@@ -1,10 +1,9 @@
 """The coordinator's middleware form: analytics from the calls themselves, no `on_event` needed.
 
 `orchestrator.use(coordinator)` records the same analytics events that passing
-`on_event=coordinator` would, built from the four call kinds' wraps. It also sees what
-run events cannot say: a tool that answered with an error result is a failed `tool_call`.
-When the coordinator is the run's `on_event` sink as well, the wraps step aside so that
-nothing is counted twice.
+`on_event=coordinator` would, built from the four call kinds' wraps (a tool that answered
+with an error result is a failed `tool_call` either way). When the coordinator is the run's
+`on_event` sink as well, the wraps step aside so that nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -186,5 +185,6 @@ class RunObserver(BaseMiddleware):
             self._failed(ctx, "tool", call.tool_name, started, error)
             raise
         finished = self._finished(ctx, "tool", call.tool_name, started)
-        self.record(tool_call(finished, answered=result.error))
+        finished.error = result.error
+        self.record(tool_call(finished))
         return result

@@ -100,13 +100,13 @@ def _event(
     )
 
 
-def tool_call(event: CallFinished | CallFailed, *, answered: str | None = None) -> AnalyticsEvent:
+def tool_call(event: CallFinished | CallFailed) -> AnalyticsEvent:
     """The `tool_call` analytics event of a tool call's end.
 
-    `success` is False when the call raised (`CallFailed`) or, with `answered`, when the
-    tool answered that error result; a run event alone cannot tell the latter, the
-    coordinator's middleware form can.
+    `success` is False when the call raised (`CallFailed`) or answered the model an error
+    result (the `CallFinished` event's `error`: an unknown tool, invalid arguments).
     """
+    answered = event.error if isinstance(event, CallFinished) else None
     data: dict[str, JsonValue] = {
         "tool": event.name,
         "agent": event.agent,

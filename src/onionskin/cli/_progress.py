@@ -164,6 +164,8 @@ class ProgressView:
 
 
 def _done(event: CallFinished) -> str:
+    if event.error is not None:  # a tool that could not run: the model was told why
+        return f"{_ms(event.duration_ms)}, answered the error: {event.error}"
     if event.kind != "model":
         return _ms(event.duration_ms)
     return (

@@ -132,6 +132,9 @@ class CallFinished(Event):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
+    error: str | None = None
+    """A tool call that could not run (unknown tool, invalid arguments) answers the model
+    with an error instead of raising: that error. None for every other call."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from onionskin.core._layers import Handler
-from onionskin.core.calls import CallKind, ModelResponse
+from onionskin.core.calls import CallKind, ModelResponse, ToolResult
 from onionskin.core.context import RunContext
 from onionskin.core.events import CallFailed, CallFinished, CallStarted
 from onionskin.core.ids import new_id
@@ -65,5 +65,7 @@ async def observed_call(
         finished.input_tokens = result.usage.input_tokens
         finished.output_tokens = result.usage.output_tokens
         finished.cost_usd = call.model.cost(result.usage)
+    elif isinstance(result, ToolResult):
+        finished.error = result.error
     emit(finished)
     return result
