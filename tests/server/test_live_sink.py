@@ -9,7 +9,7 @@ from onionskin.server.routes._live import LiveAnalytics
 
 
 async def test_events_of_tenants_without_a_client_here_are_skipped() -> None:
-    live = await LiveAnalytics.start(settings())
+    live = await LiveAnalytics.start(settings(), database_url="sqlite:///live.db")
     try:
         nobody_yet = RunStarted(run_id="r0", tenant_id="acme", pipeline_id="echo")
         live.sink(nobody_yet)

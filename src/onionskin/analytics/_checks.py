@@ -9,6 +9,19 @@ from onionskin.core.errors import ConfigError
 
 # The TenantContext rule: tenant ids become Redis channel names and hub keys.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+# Pattern characters in a channel prefix would widen a listener's subscription; spaces are
+# not allowed in a Redis client name, which holds a worker id.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+
+
+def channel_name(field: str, value: object) -> str:
+    """`value` when it may name Redis channels (a prefix) or a worker: no pattern characters."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ConfigError(
+            f"{field} must be 1-128 letters, digits and _ . : @ -, starting with a letter or "
+            f"digit; got {value!r}"
+        )
+    return value
 
 
 def whole_number(field: str, value: object) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         'the analytics fan-out needs the redis package: pip install "onionskin[redis]"'
     ) from error
 
-from onionskin.analytics._checks import text
+from onionskin.analytics._checks import channel_name, text
 from onionskin.analytics.events import AnalyticsEvent
 from onionskin.analytics.exporter import BaseAnalyticsExporter, ExportResult
 from onionskin.analytics.hub import LiveHub
@@ -45,9 +44,6 @@ logger = logging.getLogger("onionskin.analytics")
 
 NO_TENANT = "_"
 """The channel suffix of runs without a tenant (tenant ids start with a letter or digit)."""
-# Pattern characters in the prefix would widen the listener's subscription; spaces are not
-# allowed in a Redis client name, which holds the worker id.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 _MAX_DELAY = 30.0
 
 
@@ -102,11 +98,8 @@ class RedisFanout(BaseAnalyticsExporter):
         if not isinstance(given[0], LiveHub):
             raise ConfigError(f"RedisFanout.hub must be a LiveHub, got {hub!r}")
         for field, value in (("channel_prefix", given[1]), ("worker_id", given[2])):
-            if value is not None and (not isinstance(value, str) or not _NAME.fullmatch(value)):
-                raise ConfigError(
-                    f"RedisFanout.{field} must be 1-128 letters, digits and _ . : @ -, "
-                    f"starting with a letter or digit; got {value!r}"
-                )
+            if value is not None:
+                channel_name(f"RedisFanout.{field}", value)
         url = configured_url() if redis_url is None else text("RedisFanout.redis_url", redis_url)
         self.hub = hub
         self.channel_prefix = channel_prefix

@@ -101,7 +101,7 @@ def create_app(
             app.state.approvals = await SqlApprovalQueue.open(database)
             # No cache: a budget changed by an operator shows at the next read.
             app.state.tenant_configs = SqlTenantConfigProvider(database, ttl=0)
-            live = app.state.live = await LiveAnalytics.start(settings)
+            live = app.state.live = await LiveAnalytics.start(settings, database_url=url)
             app.state.runner = PipelineRunner(
                 project,
                 checkpoints=checkpoints,

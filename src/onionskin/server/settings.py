@@ -12,6 +12,7 @@ Read from the environment with `ServerSettings.from_env()`:
 | `ONIONSKIN_API_KEYS` | `api_keys`: `key=tenant[:role],...` |
 | `ONIONSKIN_MAX_BODY_BYTES` | `max_body_bytes` (default 1 MiB) |
 | `ONIONSKIN_REDIS_URL` | `redis_url` (live analytics across workers, through Redis pub/sub) |
+| `ONIONSKIN_REDIS_CHANNEL_PREFIX` | `redis_channel_prefix` (one per deployment; derived if unset) |
 
 A bad value is a `ConfigError` naming the field (or the variable) and never echoing a secret.
 
@@ -28,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from onionskin.analytics._checks import channel_name
 from onionskin.core.errors import ConfigError
 from onionskin.server.api_keys import ApiKeyGrant, check_grants, parse_api_keys
 
@@ -100,6 +102,10 @@ class ServerSettings:
     """How often an idle event stream sends a comment, so proxies keep it open."""
     redis_url: str | None = field(default=None, repr=False)
     """Redis for live analytics across worker processes (None: this process only)."""
+    redis_channel_prefix: str | None = None
+    """The deployment's Redis channels: `{prefix}:{tenant}`. None: derived from the
+    database, so that workers sharing one database share channels and two deployments
+    sharing one Redis never see each other's tenants (`onionskin.server.routes._live`)."""
     ws_queue_size: int = 1000
     """Live events a WebSocket client may fall behind by before it is dropped (close 1013)."""
     ws_send_timeout: float = 10.0
@@ -116,6 +122,8 @@ class ServerSettings:
             )
         _check_url(self.jwt_jwks_url)
         _check_redis_url(self.redis_url)
+        if self.redis_channel_prefix is not None:
+            channel_name("ServerSettings.redis_channel_prefix", self.redis_channel_prefix)
         for name in ("jwt_issuer", "jwt_audience"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
@@ -202,6 +210,7 @@ class ServerSettings:
             ("jwt_issuer", "ONIONSKIN_JWT_ISSUER"),
             ("jwt_audience", "ONIONSKIN_JWT_AUDIENCE"),
             ("redis_url", "ONIONSKIN_REDIS_URL"),
+            ("redis_channel_prefix", "ONIONSKIN_REDIS_CHANNEL_PREFIX"),
         ):
             if env.get(variable):
                 values[name] = env[variable]

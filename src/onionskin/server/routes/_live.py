@@ -10,6 +10,11 @@ With `ServerSettings.redis_url`, a `RedisFanout` replaces the WebSocket exporter
 to this worker's hub and publishes for the others, so a client connected to one worker sees
 the runs of every worker. The hub drops a client that falls `ws_queue_size` events behind.
 
+The Redis channels are the deployment's: `ServerSettings.redis_channel_prefix`, or one
+derived from the database URL (its password left out): every worker of a deployment shares
+its database, and two deployments that share a Redis but not a database (staging and
+production, two products) then never deliver one's tenant `acme` to the other's.
+
 A failed call's or run's error message reaches the dashboard only when the HTTP API would
 show it too (`onionskin.server.errors`): a provider's answer or a database URL in an
 exception stays in the server's log.
@@ -17,9 +22,12 @@ exception stays in the server's log.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import socket
 from dataclasses import replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from onionskin.analytics import AnalyticsCoordinator, LiveHub, WebSocketAnalyticsExporter
 from onionskin.analytics.exporter import AnalyticsExporter
@@ -47,10 +55,25 @@ def public_event(event: RunEvent) -> RunEvent:
     return event
 
 
+def deployment_channels(database_url: str) -> str:
+    """`onionskin:analytics:<digest>`: the channel prefix of the deployment on `database_url`.
+
+    The digest is of the URL without its password (a rotated password keeps the channels);
+    for SQLite, whose path may repeat on other machines, of this machine's name as well.
+    """
+    parts = urlsplit(database_url)
+    host = parts.hostname or ""
+    where = f"{parts.scheme}://{parts.username or ''}@{host}:{parts.port or ''}{parts.path}"
+    if parts.scheme.startswith("sqlite"):
+        where += f"#{socket.gethostname()}"
+    return f"onionskin:analytics:{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+
+
 class LiveAnalytics:
     """The hub, the exporter into it and the coordinator of one server process.
 
-    Build it with `await LiveAnalytics.start(settings)` and close it with `aclose()`.
+    Build it with `await LiveAnalytics.start(settings, database_url=...)`; close it with
+    `aclose()`.
     """
 
     def __init__(
@@ -61,8 +84,13 @@ class LiveAnalytics:
         self._fanout = fanout
 
     @classmethod
-    async def start(cls, settings: ServerSettings) -> LiveAnalytics:
+    async def start(cls, settings: ServerSettings, *, database_url: str) -> LiveAnalytics:
         """Start live analytics; with `settings.redis_url`, subscribed to Redis first.
+
+        Args:
+            settings: the server's settings.
+            database_url: the deployment's database, whose URL names its Redis channels
+                unless `settings.redis_channel_prefix` does.
 
         Raises:
             StoreError: the configured Redis could not be reached (start-up fails loudly).
@@ -76,7 +104,8 @@ class LiveAnalytics:
             # Imported here: the redis package is needed only when Redis is configured.
             from onionskin.analytics.redis_fanout import RedisFanout
 
-            exporter = fanout = RedisFanout(settings.redis_url, hub)
+            prefix = settings.redis_channel_prefix or deployment_channels(database_url)
+            exporter = fanout = RedisFanout(settings.redis_url, hub, channel_prefix=prefix)
             try:
                 await fanout.start()
             except BaseException:
