@@ -1,25 +1,20 @@
-"""Where a project's database is: `--db`, its `onionskin.yaml`, the environment, or its folder.
+"""A project folder for the store commands, and its settings: where its database is.
 
-The order (DESIGN: the embedded default is a SQLite file under the project directory):
-`--db URL`, else `database_url` in the project's `onionskin.yaml`, else
-`ONIONSKIN_DATABASE_URL`, else `DIR/.onionskin/onionskin.db`. A relative SQLite path in
-`onionskin.yaml` is read from the project folder, so the same file is found whatever the
-current directory.
-
-Only `onionskin.yaml` is read here, never the project's Python files: the store commands
-(`runs --project DIR`) must find the database even when a tool file is broken.
+The database URL follows `onionskin.project.database` (`--db`, `onionskin.yaml`, the
+environment, the folder). Only `onionskin.yaml` is read here, never the project's Python
+files: the store commands (`runs --project DIR`) must find the database even when a tool
+file is broken.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from onionskin.project import ProjectError, ProjectSettings
 from onionskin.project._specs import load_spec
-from onionskin.stores.schema import default_database_url
+from onionskin.project.database import project_database_url
+
+__all__ = ["SETTINGS_FILE", "project_database_url", "project_dir", "read_settings"]
 
 SETTINGS_FILE = "onionskin.yaml"
 
@@ -47,26 +42,3 @@ def read_settings(root: Path) -> ProjectSettings:
         return ProjectSettings()
     settings, _ = load_spec(path, SETTINGS_FILE, ProjectSettings)
     return settings
-
-
-def project_database_url(root: Path, settings: ProjectSettings, given: str | None = None) -> str:
-    """The database URL of the project at `root`, by the order in this module's docstring."""
-    if given is not None:
-        return given
-    if settings.database_url is not None:
-        return _anchored(settings.database_url, root)
-    return default_database_url(root)
-
-
-def _anchored(url: str, root: Path) -> str:
-    """`url` with a relative SQLite file path made relative to `root`."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url  # the stores reject it with their own message, naming the accepted forms
-    if not parsed.drivername.startswith("sqlite") or not parsed.database:
-        return url
-    database = Path(parsed.database)
-    if database.is_absolute() or parsed.database == ":memory:":
-        return url
-    return parsed.set(database=str(root / database)).render_as_string(hide_password=False)

@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from onionskin import __version__
 from onionskin.core.events import EventSink
 from onionskin.project import Project
+from onionskin.project.database import project_database_url
 from onionskin.server.auth import Authenticator
 from onionskin.server.dashboard import mount_dashboard
 from onionskin.server.errors import install_problem_handlers
@@ -50,15 +51,6 @@ _DESCRIPTION = (
     "`Authorization: Bearer <JWT>` (claims `org_id`, `org_role`, `sub`) or an API key; "
     "every error is `application/problem+json`."
 )
-
-
-def _project_database(project: Project) -> str:
-    # Imported here, not at the top: the CLI package imports every command, and `onionskin
-    # serve` imports this module; the URL rule (relative SQLite paths read from the project
-    # folder) must be the one `onionskin run` uses, so it is shared rather than copied.
-    from onionskin.cli._project_db import project_database_url
-
-    return project_database_url(project.path, project.settings)
 
 
 def create_app(
@@ -87,7 +79,7 @@ def create_app(
         ConfigError: no way to authenticate and not `settings.anonymous`.
     """
     settings.check_servable()
-    url = database_url or _project_database(project)
+    url = database_url or project_database_url(project.path, project.settings)
     authenticator = Authenticator(settings, jwks=jwks)
     sinks = tuple(event_sinks)
 
